@@ -1,0 +1,1 @@
+//! Pass/fail criteria: small expressions over the report's figures.

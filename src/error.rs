@@ -1,0 +1,47 @@
+//! The errors a user can cause, and the exit code each one ends in.
+
+use crate::provision::ProvisionError;
+use crate::scenario::ScenarioError;
+use crate::target::TargetError;
+
+/// Exit codes, part of the stable contract (DESIGN.md).
+pub mod exit {
+    /// Every criterion passed.
+    pub const PASSED: i32 = 0;
+    /// A criterion failed.
+    pub const FAILED: i32 = 1;
+    /// Bad usage or an invalid scenario.
+    pub const USAGE: i32 = 2;
+    /// NATS could not be started, reached or provisioned.
+    pub const INFRASTRUCTURE: i32 = 3;
+    /// Interrupted; the partial report was written.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// Anything that stops a run before it can reach a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    #[error("cannot write {path}: {source}")]
+    Output {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl HarnessError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            HarnessError::Scenario(_) | HarnessError::Usage(_) => exit::USAGE,
+            HarnessError::Target(_) | HarnessError::Provision(_) => exit::INFRASTRUCTURE,
+            HarnessError::Output { .. } => exit::INFRASTRUCTURE,
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! harness: stress and reliability experiments against NATS JetStream.
+//!
+//! A run flows one way (see DESIGN.md): scenario → plan → actors → ledger and
+//! stats → verdict → report. Modules, each with one job:
+//!
+//! - [`scenario`]: the TOML file, its defaults, errors with file:line:column, validation.
+//! - [`schedule`]: the rate profile as intended send offsets (open model).
+//! - [`backoff`]: retry delays, exponential with jitter.
+//! - [`criteria`]: pass/fail expressions such as `publish.p99 < 500ms`.
+//! - [`ledger`]: the state of every event, a byte each, and the final accounting.
+//! - [`stats`]: HDR histograms and live counters.
+//! - [`event`]: event ids, headers and payloads, encoded and decoded.
+//! - [`target`]: connecting to NATS, or starting embedded nats-server processes.
+//! - [`provision`]: the stream, the dead-letter stream and the durable consumer.
+//! - [`publisher`]: sends the schedule, awaits PubAcks, retries, classifies.
+//! - [`consumer`]: the consumer under test: workers, outcomes, dead letters.
+//! - [`report`]: the final report: JSON, the terminal summary.
+//! - [`progress`]: the live status line while a run goes on.
+//! - [`run`]: one experiment from start to verdict.
+//! - [`cli`]: command-line flags and their environment twins.
+//! - [`error`]: the errors a user can cause, and the exit codes.
+
+pub mod scenario;
+pub mod criteria;
+pub mod error;
+pub mod provision;
+pub mod target;

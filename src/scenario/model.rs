@@ -1,0 +1,424 @@
+//! The scenario file's shape: every key, its type and its default.
+//!
+//! These types mirror the TOML one to one. `deny_unknown_fields` everywhere
+//! makes a typo an error instead of a silently ignored setting. Defaults follow
+//! the settings NATS users already run in production (publish timeout 10s,
+//! three retries with 1s-2s-4s backoff, ack_wait 30s, max_deliver 5, file
+//! storage), so a scenario only states what it changes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::units::{self, ByteSize};
+
+/// A whole scenario file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scenario {
+    /// Name used in reports and metric labels; defaults to the file stem.
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub target: Target,
+    pub stream: Stream,
+    pub load: Load,
+    pub publish: Publish,
+    pub consumer: Consumer,
+    pub drain: Drain,
+    pub criteria: Criteria,
+}
+
+/// Where the NATS server is: an external URL, or one the harness starts.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Target {
+    /// `nats://host:port` (several separated by commas). None: embedded.
+    pub url: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    /// A `.creds` file (JWT and NKey seed).
+    pub credentials: Option<PathBuf>,
+    pub tls: Option<Tls>,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub reconnect_wait: Duration,
+    /// Reconnect attempts before giving up; 0 means never give up.
+    pub max_reconnects: usize,
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// Embedded target only: how many nats-server nodes to start.
+    pub nodes: usize,
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target {
+            url: None,
+            user: None,
+            password: None,
+            token: None,
+            credentials: None,
+            tls: None,
+            connect_timeout: Duration::from_secs(5),
+            reconnect_wait: Duration::from_secs(2),
+            max_reconnects: 60,
+            ping_interval: Duration::from_secs(20),
+            nodes: 1,
+        }
+    }
+}
+
+/// TLS settings for an external target.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// Require TLS even if the URL says `nats://`.
+    pub required: bool,
+    /// PEM file with the CA certificates that sign the server's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate and key, for mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Storage {
+    File,
+    Memory,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Retention {
+    Limits,
+    Interest,
+    Workqueue,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Discard {
+    Old,
+    New,
+}
+
+/// The stream under test.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Stream {
+    pub name: String,
+    pub subjects: Vec<String>,
+    pub storage: Storage,
+    pub retention: Retention,
+    /// 0s means no age limit.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// -1 means no limit.
+    pub max_messages: i64,
+    /// None means no limit.
+    pub max_bytes: Option<ByteSize>,
+    pub replicas: usize,
+    #[serde(with = "humantime_serde")]
+    pub duplicate_window: Duration,
+    pub discard: Discard,
+    /// Delete and recreate an existing stream whose settings differ.
+    pub recreate: bool,
+}
+
+impl Default for Stream {
+    fn default() -> Self {
+        Stream {
+            name: "HARNESS".into(),
+            subjects: vec!["harness.events.>".into()],
+            storage: Storage::File,
+            retention: Retention::Limits,
+            max_age: Duration::ZERO,
+            max_messages: -1,
+            max_bytes: None,
+            replicas: 1,
+            duplicate_window: Duration::from_secs(120),
+            discard: Discard::Old,
+            recreate: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Evenly spaced: event i at i / rate.
+    Uniform,
+    /// Exponential gaps with the same mean rate (a Poisson process).
+    Poisson,
+}
+
+/// One part of the rate profile.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Phase {
+    /// A steady rate.
+    Constant {
+        #[serde(with = "humantime_serde")]
+        duration: Duration,
+        rate: f64,
+    },
+    /// A straight line from `from` to `to` events/s.
+    Ramp {
+        #[serde(with = "humantime_serde")]
+        duration: Duration,
+        from: f64,
+        to: f64,
+    },
+    /// A staircase from `from` to `to` in `steps` equal steps.
+    Step {
+        #[serde(with = "humantime_serde")]
+        duration: Duration,
+        from: f64,
+        to: f64,
+        steps: u32,
+    },
+}
+
+impl Phase {
+    pub fn duration(&self) -> Duration {
+        match self {
+            Phase::Constant { duration, .. }
+            | Phase::Ramp { duration, .. }
+            | Phase::Step { duration, .. } => *duration,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadKind {
+    /// `{event_id, event_type, source, sequence, sent_at, data}`, padded to `size`.
+    Json,
+    /// `size` random bytes.
+    Random,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Payload {
+    pub kind: PayloadKind,
+    pub size: ByteSize,
+    pub event_type: String,
+    pub source: String,
+}
+
+impl Default for Payload {
+    fn default() -> Self {
+        Payload {
+            kind: PayloadKind::Json,
+            size: ByteSize(256),
+            event_type: "harness.test".into(),
+            source: "harness".into(),
+        }
+    }
+}
+
+/// What to send and when.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Load {
+    pub subject: String,
+    /// Length of a constant-rate run; with `phases`, their sum.
+    #[serde(with = "humantime_serde")]
+    pub duration: Option<Duration>,
+    /// Events per second for a constant-rate run.
+    pub rate: Option<f64>,
+    pub phases: Vec<Phase>,
+    pub arrivals: Arrivals,
+    /// Seed for Poisson gaps, random payloads and simulated outcomes.
+    pub seed: Option<u64>,
+    pub payload: Payload,
+    /// Publishes awaiting their PubAck at once; the schedule waits beyond it.
+    pub max_in_flight: usize,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Load {
+            subject: "harness.events.test".into(),
+            duration: None,
+            rate: None,
+            phases: Vec::new(),
+            arrivals: Arrivals::Uniform,
+            seed: None,
+            payload: Payload::default(),
+            max_in_flight: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Backoff {
+    #[serde(with = "humantime_serde")]
+    pub initial: Duration,
+    pub multiplier: f64,
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
+    /// Each delay is drawn from delay * [1 - jitter, 1 + jitter].
+    pub jitter: f64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_secs(1),
+            multiplier: 2.0,
+            max: Duration::from_secs(30),
+            jitter: 0.2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Publish {
+    /// How long one attempt waits for its PubAck.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub max_retries: u32,
+    pub backoff: Backoff,
+}
+
+impl Default for Publish {
+    fn default() -> Self {
+        Publish {
+            timeout: Duration::from_secs(10),
+            max_retries: 3,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Distribution {
+    Constant,
+    Uniform,
+    Normal,
+    Exponential,
+}
+
+/// Simulated time in the consumer's handler.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Processing {
+    pub distribution: Distribution,
+    /// constant, normal, exponential.
+    #[serde(with = "humantime_serde")]
+    pub mean: Duration,
+    /// normal.
+    #[serde(with = "humantime_serde")]
+    pub stddev: Duration,
+    /// uniform.
+    #[serde(with = "humantime_serde")]
+    pub min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
+}
+
+impl Default for Processing {
+    fn default() -> Self {
+        Processing {
+            distribution: Distribution::Constant,
+            mean: Duration::from_millis(1),
+            stddev: Duration::ZERO,
+            min: Duration::ZERO,
+            max: Duration::ZERO,
+        }
+    }
+}
+
+/// The consumer under test: a durable pull consumer and its workers.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Consumer {
+    pub durable: String,
+    pub workers: usize,
+    /// Messages per pull request.
+    pub batch: usize,
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
+    pub max_deliver: i64,
+    /// Redelivery delays after ack_wait expiries (JetStream's BackOff).
+    #[serde(with = "units::duration_list")]
+    pub backoff: Vec<Duration>,
+    pub max_ack_pending: i64,
+    pub processing: Processing,
+    /// A handler running longer than this is abandoned and its message NAKed.
+    #[serde(with = "humantime_serde")]
+    pub processing_timeout: Duration,
+    /// Share of deliveries whose handler hangs past processing_timeout.
+    pub timeout_ratio: f64,
+    /// Share of deliveries whose handler fails: dead-lettered, then TERMed.
+    pub error_ratio: f64,
+    /// Redelivery delay asked for with each NAK.
+    #[serde(with = "humantime_serde")]
+    pub nak_delay: Duration,
+    pub dead_letter_subject: String,
+    /// The stream the harness creates to capture dead_letter_subject.
+    pub dead_letter_stream: String,
+}
+
+impl Default for Consumer {
+    fn default() -> Self {
+        Consumer {
+            durable: "harness-consumer".into(),
+            workers: 4,
+            batch: 64,
+            ack_wait: Duration::from_secs(30),
+            max_deliver: 5,
+            backoff: Vec::new(),
+            max_ack_pending: 1000,
+            processing: Processing::default(),
+            processing_timeout: Duration::from_secs(30),
+            timeout_ratio: 0.0,
+            error_ratio: 0.0,
+            nak_delay: Duration::from_secs(1),
+            dead_letter_subject: "harness.dlq".into(),
+            dead_letter_stream: "HARNESS_DLQ".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Drain {
+    /// Longest wait after the load for publishes and the consumer to settle.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Drain allowed after Ctrl+C or an abort.
+    #[serde(with = "humantime_serde")]
+    pub interrupt_timeout: Duration,
+}
+
+impl Default for Drain {
+    fn default() -> Self {
+        Drain {
+            timeout: Duration::from_secs(60),
+            interrupt_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Criteria {
+    /// Expressions checked at the end of the run; see the criteria module.
+    pub checks: Vec<String>,
+    /// Expressions also checked every second during the run: the first
+    /// failure stops the run, which then fails.
+    pub abort_on: Vec<String>,
+    /// Time from the start before abort_on is first checked.
+    #[serde(with = "humantime_serde")]
+    pub abort_grace: Duration,
+}
