@@ -25,3 +25,7 @@ pub mod criteria;
 pub mod error;
 pub mod provision;
 pub mod target;
+pub mod backoff;
+pub mod schedule;
+pub mod ledger;
+pub mod stats;

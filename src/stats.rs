@@ -1,0 +1,169 @@
+//! Latency statistics: HDR histograms in microseconds, 3 significant digits.
+//!
+//! Every latency is measured from the event's intended send time (DESIGN.md),
+//! so a stalled publisher shows up as latency instead of hiding it.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// The latencies the harness records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latency {
+    /// Intended send → PubAck, retries and backoff included.
+    Publish,
+    /// One publish attempt: send → PubAck.
+    PublishAttempt,
+    /// Intended send → first delivery to the consumer.
+    EndToEnd,
+    /// Time in the consumer's handler.
+    Processing,
+    /// Actual send − intended send: the harness's own delay.
+    ScheduleLag,
+}
+
+impl Latency {
+    pub const ALL: [Latency; 5] = [
+        Latency::Publish,
+        Latency::PublishAttempt,
+        Latency::EndToEnd,
+        Latency::Processing,
+        Latency::ScheduleLag,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Latency::Publish => "publish",
+            Latency::PublishAttempt => "publish_attempt",
+            Latency::EndToEnd => "end_to_end",
+            Latency::Processing => "processing",
+            Latency::ScheduleLag => "schedule_lag",
+        }
+    }
+}
+
+/// A latency distribution as the report shows it, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub count: u64,
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Summary {
+    pub fn of(h: &Histogram<u64>) -> Summary {
+        if h.is_empty() {
+            return Summary::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Summary {
+            count: h.len(),
+            min: ms(h.min()),
+            mean: h.mean() / 1000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+
+    /// A statistic by its criteria name (`p99`, `mean`, ...).
+    pub fn stat(&self, name: &str) -> Option<f64> {
+        Some(match name {
+            "count" => self.count as f64,
+            "min" => self.min,
+            "mean" => self.mean,
+            "p50" => self.p50,
+            "p90" => self.p90,
+            "p99" => self.p99,
+            "p999" => self.p999,
+            "max" => self.max,
+            _ => return None,
+        })
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 µs to 1 hour; values beyond are clamped to the top rather than lost.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// The run's histograms, one lock each so recorders rarely meet.
+#[derive(Debug)]
+pub struct Stats {
+    histograms: [Mutex<Histogram<u64>>; 5],
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            histograms: std::array::from_fn(|_| Mutex::new(new_histogram())),
+        }
+    }
+}
+
+impl Stats {
+    fn slot(&self, which: Latency) -> std::sync::MutexGuard<'_, Histogram<u64>> {
+        let index = Latency::ALL.iter().position(|l| *l == which).unwrap_or(0);
+        self.histograms[index]
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    pub fn record(&self, which: Latency, value: Duration) {
+        let us = (value.as_micros() as u64).clamp(1, 3_600_000_000);
+        self.slot(which).saturating_record(us);
+    }
+
+    pub fn summary(&self, which: Latency) -> Summary {
+        Summary::of(&self.slot(which))
+    }
+
+    /// A copy of one histogram, for exporting buckets or merging.
+    pub fn snapshot(&self, which: Latency) -> Histogram<u64> {
+        self.slot(which).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_are_in_milliseconds_with_three_significant_digits() {
+        let stats = Stats::default();
+        for ms in 1..=1000u64 {
+            stats.record(Latency::EndToEnd, Duration::from_millis(ms));
+        }
+        let s = stats.summary(Latency::EndToEnd);
+        assert_eq!(s.count, 1000);
+        assert_eq!(s.min, 1.0);
+        assert!((s.p50 - 500.0).abs() <= 0.5, "{}", s.p50);
+        assert!((s.p99 - 990.0).abs() <= 1.0, "{}", s.p99);
+        assert!((s.max - 1000.0).abs() <= 1.0, "{}", s.max);
+        assert!((s.mean - 500.5).abs() <= 1.0);
+        assert_eq!(s.stat("p99"), Some(s.p99));
+        assert_eq!(s.stat("p42"), None);
+    }
+
+    #[test]
+    fn an_empty_histogram_summarises_to_zero() {
+        assert_eq!(Stats::default().summary(Latency::Publish), Summary::default());
+    }
+
+    #[test]
+    fn out_of_range_values_are_clamped_not_dropped() {
+        let stats = Stats::default();
+        stats.record(Latency::ScheduleLag, Duration::ZERO);
+        stats.record(Latency::ScheduleLag, Duration::from_secs(7200));
+        assert_eq!(stats.summary(Latency::ScheduleLag).count, 2);
+    }
+}
