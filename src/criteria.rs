@@ -1,1 +1,919 @@
 //! Pass/fail criteria: small expressions over the report's figures.
+//!
+//! A criterion is `<figure> <op> <number>[<unit>]`, such as `lost == 0`,
+//! `publish.p99 < 500ms` or `dead_lettered <= 1%`. It is parsed once, when the
+//! scenario is validated, into a figure name, an operator and a threshold in
+//! the figure's own unit, so a typo fails before any event is sent. The run
+//! then evaluates it against whatever provides the figures (the final report,
+//! or the live counters for `abort_on`), which keeps this module pure.
+//! docs/criteria.md is the user-facing description; keep the two in step.
+
+use std::collections::HashMap;
+use std::fmt;
+
+/// Counts of the accounting table (DESIGN.md), in the order the report lists them.
+pub const COUNTS: &[&str] = &[
+    "scheduled",
+    "published",
+    "deduplicated",
+    "publish_failed",
+    "indeterminate",
+    "not_sent",
+    "processed",
+    "dead_lettered",
+    "pending",
+    "lost",
+    "lost_mid_run",
+    "lost_tail",
+    "recovered",
+    "unexpected",
+    "duplicates",
+    "stream_duplicates",
+    "redelivered",
+    "retries",
+    "held_back",
+];
+
+/// Ratios, 0 to 1.
+pub const RATIOS: &[&str] = &["success_rate"];
+
+/// Rates, in events per second.
+pub const RATES: &[&str] = &["target_rate", "achieved_rate"];
+
+/// Latency histograms; each has the statistics in [`STATS`] plus `count`.
+pub const HISTOGRAMS: &[&str] = &["publish", "end_to_end", "processing", "schedule_lag"];
+
+/// Latency statistics of a histogram, in milliseconds.
+pub const STATS: &[&str] = &["min", "mean", "p50", "p90", "p99", "p999", "max"];
+
+const OPERATORS: &str = "<, <=, >, >=, ==, !=";
+const TIME_UNITS: &str = "us, µs, ms, s or m";
+const SYNTAX: &str = "`<figure> <op> <number>[unit]`, such as `lost == 0` or `publish.p99 < 500ms`";
+
+/// What a figure measures, which decides the units its thresholds accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Events or deliveries; `%` is a share of the scheduled total.
+    Count,
+    /// A ratio between 0 and 1; `%` divides by 100.
+    Ratio,
+    /// Events per second; `%` is a share of the target rate.
+    Rate,
+    /// Milliseconds; accepts time units, never `%`.
+    Latency,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Count => "a count",
+            Kind::Ratio => "a ratio",
+            Kind::Rate => "a rate",
+            Kind::Latency => "a latency",
+        })
+    }
+}
+
+/// One figure of a run, as the report or the live counters provide it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Figure {
+    pub value: f64,
+    pub kind: Kind,
+    /// What 100% means: for a Count the scheduled total, for a Rate the
+    /// target rate; None for the others.
+    pub base: Option<f64>,
+}
+
+/// Anything that can look a figure up by its name.
+pub trait Figures {
+    fn figure(&self, name: &str) -> Option<Figure>;
+}
+
+impl Figures for HashMap<String, Figure> {
+    fn figure(&self, name: &str) -> Option<Figure> {
+        self.get(name).copied()
+    }
+}
+
+/// The kind of a catalogued figure name; None for unknown names.
+pub fn kind_of(name: &str) -> Option<Kind> {
+    if COUNTS.contains(&name) {
+        return Some(Kind::Count);
+    }
+    if RATIOS.contains(&name) {
+        return Some(Kind::Ratio);
+    }
+    if RATES.contains(&name) {
+        return Some(Kind::Rate);
+    }
+    let (histogram, stat) = name.split_once('.')?;
+    if !HISTOGRAMS.contains(&histogram) {
+        return None;
+    }
+    match stat {
+        "count" => Some(Kind::Count),
+        _ if STATS.contains(&stat) => Some(Kind::Latency),
+        _ => None,
+    }
+}
+
+/// Every catalogued figure name, for suggestions.
+fn all_names() -> impl Iterator<Item = String> {
+    let plain = COUNTS
+        .iter()
+        .chain(RATIOS)
+        .chain(RATES)
+        .map(|n| n.to_string());
+    let latencies = HISTOGRAMS.iter().flat_map(|h| {
+        STATS
+            .iter()
+            .chain(&["count"])
+            .map(move |s| format!("{h}.{s}"))
+    });
+    plain.chain(latencies)
+}
+
+/// The catalogue in one line, for the unknown-figure message.
+fn catalogue() -> String {
+    let mut stats = STATS.to_vec();
+    stats.push("count");
+    format!(
+        "{}, {}, {} and <{}>.<{}>",
+        COUNTS.join(", "),
+        RATIOS.join(", "),
+        RATES.join(", "),
+        HISTOGRAMS.join("|"),
+        stats.join("|")
+    )
+}
+
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    match suggestion {
+        Some(name) => format!(" (did you mean `{name}`?)"),
+        None => String::new(),
+    }
+}
+
+/// A criterion that cannot be parsed. Each message quotes the expression and
+/// says what is allowed, since it reaches the user as is.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CriteriaError {
+    #[error("a criterion is empty: write {SYNTAX}")]
+    Empty,
+    #[error("criterion `{expression}` does not start with a figure name: write {SYNTAX}")]
+    MissingFigure { expression: String },
+    #[error(
+        "criterion `{expression}` names an unknown figure `{figure}`{}; known figures are {}",
+        did_you_mean(.suggestion),
+        catalogue()
+    )]
+    UnknownFigure {
+        expression: String,
+        figure: String,
+        suggestion: Option<String>,
+    },
+    #[error("criterion `{expression}` needs an operator after `{figure}`: one of {OPERATORS}")]
+    MissingOperator { expression: String, figure: String },
+    #[error(
+        "criterion `{expression}` needs a number after `{operator}`, \
+         such as `0`, `0.95`, `1e3` or `1_000`"
+    )]
+    MissingNumber {
+        expression: String,
+        operator: String,
+    },
+    #[error(
+        "criterion `{expression}`: `{number}` is not a number; \
+         write one such as `0`, `0.95`, `1e3` or `1_000`"
+    )]
+    BadNumber { expression: String, number: String },
+    #[error(
+        "criterion `{expression}` has an unknown unit `{unit}`: \
+         latencies take {TIME_UNITS}, counts, ratios and rates take `%` or a bare number"
+    )]
+    UnknownUnit { expression: String, unit: String },
+    #[error(
+        "criterion `{expression}`: `{figure}` is a latency, so `%` is not allowed; \
+         use {TIME_UNITS} (a bare number means milliseconds)"
+    )]
+    PercentOnLatency { expression: String, figure: String },
+    #[error(
+        "criterion `{expression}`: `{figure}` is {kind}, not a latency, so the time unit `{unit}` \
+         is not allowed; use a bare number or `%`"
+    )]
+    TimeUnitOnNonLatency {
+        expression: String,
+        figure: String,
+        kind: Kind,
+        unit: String,
+    },
+    #[error(
+        "criterion `{expression}` has unexpected text `{rest}` after the threshold: \
+         write one comparison per criterion, {SYNTAX}"
+    )]
+    TrailingInput { expression: String, rest: String },
+    #[error(
+        "criterion `{expression}`: the threshold for `{figure}` cannot be negative, \
+         since figures are never below zero; use 0 or more"
+    )]
+    Negative { expression: String, figure: String },
+    #[error(
+        "criterion `{expression}`: `{figure}` is a ratio between 0 and 1, \
+         so the threshold must be too; write it as `0.95` or `95%`"
+    )]
+    RatioOutOfRange { expression: String, figure: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Op {
+    /// Two-character operators first, so `<=` is not read as `<` then `=`.
+    const ALL: [(&'static str, Op); 6] = [
+        ("<=", Op::Le),
+        (">=", Op::Ge),
+        ("==", Op::Eq),
+        ("!=", Op::Ne),
+        ("<", Op::Lt),
+        (">", Op::Gt),
+    ];
+
+    /// Exact comparison, `==` included: counts are integers, and a latency
+    /// or rate compared for equality is the user's explicit choice.
+    fn holds(self, actual: f64, threshold: f64) -> bool {
+        match self {
+            Op::Lt => actual < threshold,
+            Op::Le => actual <= threshold,
+            Op::Gt => actual > threshold,
+            Op::Ge => actual >= threshold,
+            Op::Eq => actual == threshold,
+            Op::Ne => actual != threshold,
+        }
+    }
+}
+
+/// The right-hand side, already in the figure's unit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Threshold {
+    Absolute(f64),
+    /// A percentage of the figure's base, resolved at evaluation because the
+    /// base (scheduled total, target rate) is only known then.
+    Percent(f64),
+}
+
+impl Threshold {
+    fn resolve(self, base: Option<f64>) -> Option<f64> {
+        match self {
+            Threshold::Absolute(value) => Some(value),
+            // percent * base / 100 rather than (percent / 100) * base keeps
+            // whole percentages of whole bases exact: 1% of 1000 is 10.0.
+            Threshold::Percent(percent) => base.map(|base| percent * base / 100.0),
+        }
+    }
+}
+
+/// A parsed criterion, ready to evaluate as often as needed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Criterion {
+    expression: String,
+    figure: String,
+    op: Op,
+    threshold: Threshold,
+}
+
+/// The verdict on one criterion, as the report shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Outcome {
+    /// The figure name, such as `publish.p99`.
+    pub name: String,
+    pub expression: String,
+    /// In the figure's unit (count, ratio 0..1, events/s or milliseconds);
+    /// None when the figure is not available.
+    pub actual: Option<f64>,
+    /// False when the figure is missing or not a number.
+    pub passed: bool,
+}
+
+impl Criterion {
+    /// The text as written, trimmed.
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    /// The figure name, such as `publish.p99`.
+    pub fn figure(&self) -> &str {
+        &self.figure
+    }
+
+    pub fn evaluate(&self, figures: &dyn Figures) -> Outcome {
+        let figure = figures.figure(&self.figure);
+        let passed = figure.is_some_and(|figure| {
+            // NaN compares false everywhere except `!=`, so rule it out first:
+            // a figure that is not a number never passes.
+            let threshold = self.threshold.resolve(figure.base);
+            threshold.is_some_and(|threshold| {
+                !figure.value.is_nan()
+                    && !threshold.is_nan()
+                    && self.op.holds(figure.value, threshold)
+            })
+        });
+        Outcome {
+            name: self.figure.clone(),
+            expression: self.expression.clone(),
+            actual: figure.map(|figure| figure.value),
+            passed,
+        }
+    }
+}
+
+/// Parses `<figure> <op> <number>[<unit>]`; whitespace is optional around
+/// the operator and before the unit.
+pub fn parse(expression: &str) -> Result<Criterion, CriteriaError> {
+    let text = expression.trim();
+    if text.is_empty() {
+        return Err(CriteriaError::Empty);
+    }
+    let expression = || text.to_string();
+    // The figure runs up to a space or an operator character, so that a
+    // misspelt name such as `publish-p99` is reported whole, with a suggestion.
+    let end = text
+        .find(|c: char| c.is_whitespace() || "<>=!".contains(c))
+        .unwrap_or(text.len());
+    let (figure, rest) = text.split_at(end);
+    if figure.is_empty() {
+        return Err(CriteriaError::MissingFigure {
+            expression: expression(),
+        });
+    }
+    let kind = kind_of(figure).ok_or_else(|| CriteriaError::UnknownFigure {
+        expression: expression(),
+        figure: figure.to_string(),
+        suggestion: closest(figure),
+    })?;
+    let (operator, op, rest) = split_operator(text, figure, rest)?;
+    let (value, rest) = split_number(text, operator, rest)?;
+    let (unit, trailing) = split_unit(rest);
+    if !trailing.is_empty() {
+        return Err(CriteriaError::TrailingInput {
+            expression: expression(),
+            rest: rest.trim().to_string(),
+        });
+    }
+    Ok(Criterion {
+        expression: expression(),
+        figure: figure.to_string(),
+        op,
+        threshold: threshold(text, figure, kind, value, unit)?,
+    })
+}
+
+/// Reads the operator; returns its symbol, itself and what follows.
+fn split_operator<'a>(
+    text: &str,
+    figure: &str,
+    rest: &'a str,
+) -> Result<(&'static str, Op, &'a str), CriteriaError> {
+    let rest = rest.trim_start();
+    Op::ALL
+        .into_iter()
+        .find(|(symbol, _)| rest.starts_with(symbol))
+        .map(|(symbol, op)| (symbol, op, &rest[symbol.len()..]))
+        .ok_or_else(|| CriteriaError::MissingOperator {
+            expression: text.to_string(),
+            figure: figure.to_string(),
+        })
+}
+
+/// Reads a number such as `0.95`, `1e3`, `1_000` or `-2`; returns it and
+/// what follows.
+fn split_number<'a>(
+    text: &str,
+    operator: &str,
+    rest: &'a str,
+) -> Result<(f64, &'a str), CriteriaError> {
+    let rest = rest.trim_start();
+    let sign = usize::from(rest.starts_with(['+', '-']));
+    let body = &rest[sign..];
+    let mantissa = body
+        .find(|c: char| !(c.is_ascii_digit() || c == '_' || c == '.'))
+        .unwrap_or(body.len());
+    if !body[..mantissa].contains(|c: char| c.is_ascii_digit()) {
+        return Err(CriteriaError::MissingNumber {
+            expression: text.to_string(),
+            operator: operator.to_string(),
+        });
+    }
+    let end = sign + mantissa + exponent_len(&body[mantissa..]);
+    let number = &rest[..end];
+    let value = number
+        .replace('_', "")
+        .parse::<f64>()
+        .ok()
+        .filter(|value| value.is_finite())
+        .ok_or_else(|| CriteriaError::BadNumber {
+            expression: text.to_string(),
+            number: number.to_string(),
+        })?;
+    Ok((value, &rest[end..]))
+}
+
+/// Length of an exponent such as `e3` or `E-2` at the start of `text`, or 0.
+fn exponent_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    if !matches!(bytes.first(), Some(b'e' | b'E')) {
+        return 0;
+    }
+    let sign = usize::from(matches!(bytes.get(1), Some(b'+' | b'-')));
+    let digits = bytes[1 + sign..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if digits == 0 {
+        0
+    } else {
+        1 + sign + digits
+    }
+}
+
+/// Splits the unit (letters or `%`) from whatever follows it, trimmed.
+fn split_unit(rest: &str) -> (&str, &str) {
+    let rest = rest.trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_alphabetic() || c == '%'))
+        .unwrap_or(rest.len());
+    (&rest[..end], rest[end..].trim())
+}
+
+/// A latency threshold in milliseconds; None for a unit that is not a time.
+fn to_millis(value: f64, unit: &str) -> Option<f64> {
+    match unit {
+        "" | "ms" => Some(value),
+        // U+00B5 MICRO SIGN and U+03BC GREEK SMALL LETTER MU look the same.
+        "us" | "µs" | "μs" => Some(value / 1000.0),
+        "s" => Some(value * 1000.0),
+        "m" => Some(value * 60_000.0),
+        _ => None,
+    }
+}
+
+/// Turns the number and unit into a threshold in the figure's unit.
+fn threshold(
+    text: &str,
+    figure: &str,
+    kind: Kind,
+    value: f64,
+    unit: &str,
+) -> Result<Threshold, CriteriaError> {
+    let expression = text.to_string();
+    let figure = figure.to_string();
+    if value < 0.0 {
+        return Err(CriteriaError::Negative { expression, figure });
+    }
+    let unit_text = unit.to_string();
+    let threshold = match (kind, unit, to_millis(value, unit)) {
+        (Kind::Latency, _, Some(millis)) => Threshold::Absolute(millis),
+        (Kind::Latency, "%", None) => {
+            return Err(CriteriaError::PercentOnLatency { expression, figure })
+        }
+        (_, "", _) => Threshold::Absolute(value),
+        (Kind::Ratio, "%", _) => Threshold::Absolute(value / 100.0),
+        (Kind::Count | Kind::Rate, "%", _) => Threshold::Percent(value),
+        (Kind::Count | Kind::Ratio | Kind::Rate, _, Some(_)) => {
+            return Err(CriteriaError::TimeUnitOnNonLatency {
+                expression,
+                figure,
+                kind,
+                unit: unit_text,
+            })
+        }
+        (_, _, None) => {
+            return Err(CriteriaError::UnknownUnit {
+                expression,
+                unit: unit_text,
+            })
+        }
+    };
+    if kind == Kind::Ratio && matches!(threshold, Threshold::Absolute(ratio) if ratio > 1.0) {
+        return Err(CriteriaError::RatioOutOfRange { expression, figure });
+    }
+    Ok(threshold)
+}
+
+/// The catalogued name closest to a misspelt one, if any is close enough to
+/// be a plausible typo rather than a different word.
+fn closest(name: &str) -> Option<String> {
+    let name = name.to_lowercase();
+    let limit = (name.chars().count() / 3).max(2);
+    all_names()
+        .map(|known| (edit_distance(&name, &known), known))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figure(value: f64, kind: Kind, base: Option<f64>) -> Figure {
+        Figure { value, kind, base }
+    }
+
+    /// One figure under `name`, with the base that a report would give it.
+    fn one(name: &str, value: f64, base: Option<f64>) -> HashMap<String, Figure> {
+        let kind = kind_of(name).expect("test figure is catalogued");
+        HashMap::from([(name.to_string(), figure(value, kind, base))])
+    }
+
+    fn passes(expression: &str, figures: &HashMap<String, Figure>) -> bool {
+        parse(expression)
+            .expect("test expression parses")
+            .evaluate(figures)
+            .passed
+    }
+
+    fn error(expression: &str) -> CriteriaError {
+        parse(expression).expect_err("test expression is rejected")
+    }
+
+    #[test]
+    fn every_operator_compares_as_written() {
+        let lost = one("lost", 2.0, Some(100.0));
+        let cases = [
+            ("lost < 3", true),
+            ("lost < 2", false),
+            ("lost <= 2", true),
+            ("lost <= 1", false),
+            ("lost > 1", true),
+            ("lost > 2", false),
+            ("lost >= 2", true),
+            ("lost >= 3", false),
+            ("lost == 2", true),
+            ("lost == 0", false),
+            ("lost != 0", true),
+            ("lost != 2", false),
+        ];
+        for (expression, expected) in cases {
+            assert_eq!(passes(expression, &lost), expected, "{expression}");
+        }
+    }
+
+    #[test]
+    fn whitespace_around_the_operator_is_optional() {
+        let lost = one("lost", 0.0, Some(100.0));
+        for expression in ["lost==0", "lost == 0", "  lost   ==0 ", "lost\t<=\t0"] {
+            assert!(passes(expression, &lost), "{expression}");
+        }
+    }
+
+    #[test]
+    fn numbers_accept_decimals_exponents_and_underscores() {
+        let scheduled = one("scheduled", 1000.0, Some(1000.0));
+        for expression in [
+            "scheduled == 1e3",
+            "scheduled == 1_000",
+            "scheduled == 1000.0",
+            "scheduled == +1E3",
+        ] {
+            assert!(passes(expression, &scheduled), "{expression}");
+        }
+        assert!(passes(
+            "success_rate >= 0.95",
+            &one("success_rate", 0.95, None)
+        ));
+        assert!(passes(
+            "success_rate >= .5",
+            &one("success_rate", 0.5, None)
+        ));
+    }
+
+    #[test]
+    fn latency_units_convert_to_milliseconds() {
+        let p99 = one("publish.p99", 250.0, None);
+        let cases = [
+            ("publish.p99 == 250", true),
+            ("publish.p99 == 250ms", true),
+            ("publish.p99 == 250000us", true),
+            ("publish.p99 == 250000µs", true),
+            ("publish.p99 == 250000μs", true),
+            ("publish.p99 == 0.25s", true),
+            ("publish.p99 < 1m", true),
+            ("publish.p99 > 0.004m", true),
+            ("publish.p99 < 249999us", false),
+            ("publish.p99 < 250 ms", false),
+        ];
+        for (expression, expected) in cases {
+            assert_eq!(passes(expression, &p99), expected, "{expression}");
+        }
+        assert!(passes(
+            "end_to_end.p999 < 2s",
+            &one("end_to_end.p999", 1999.0, None)
+        ));
+        assert!(!passes(
+            "end_to_end.p999 < 2s",
+            &one("end_to_end.p999", 2000.0, None)
+        ));
+    }
+
+    #[test]
+    fn percent_of_a_count_is_a_share_of_the_scheduled_total() {
+        assert!(passes(
+            "dead_lettered <= 1%",
+            &one("dead_lettered", 10.0, Some(1000.0))
+        ));
+        assert!(!passes(
+            "dead_lettered <= 1%",
+            &one("dead_lettered", 11.0, Some(1000.0))
+        ));
+        assert!(passes(
+            "processed >= 99.5%",
+            &one("processed", 995.0, Some(1000.0))
+        ));
+        // With nothing scheduled, the share is of zero.
+        assert!(passes("lost <= 5%", &one("lost", 0.0, Some(0.0))));
+        assert!(!passes("lost < 5%", &one("lost", 0.0, Some(0.0))));
+        // No base, no meaning for `%`: the criterion cannot pass.
+        assert!(!passes("lost <= 5%", &one("lost", 0.0, None)));
+    }
+
+    #[test]
+    fn percent_of_a_rate_is_a_share_of_the_target_rate() {
+        assert!(passes(
+            "achieved_rate >= 99%",
+            &one("achieved_rate", 990.0, Some(1000.0))
+        ));
+        assert!(!passes(
+            "achieved_rate >= 99%",
+            &one("achieved_rate", 989.9, Some(1000.0))
+        ));
+        assert!(passes(
+            "achieved_rate >= 500",
+            &one("achieved_rate", 990.0, Some(1000.0))
+        ));
+    }
+
+    #[test]
+    fn percent_of_a_ratio_divides_by_a_hundred() {
+        let rate = one("success_rate", 0.95, None);
+        assert!(passes("success_rate >= 95%", &rate));
+        assert!(!passes("success_rate > 95%", &rate));
+        assert!(passes("success_rate <= 100%", &rate));
+    }
+
+    #[test]
+    fn a_missing_figure_fails_with_no_actual_value() {
+        let criterion = parse("publish.p99 < 500ms").unwrap();
+        let outcome = criterion.evaluate(&HashMap::new());
+        assert_eq!(
+            outcome,
+            Outcome {
+                name: "publish.p99".into(),
+                expression: "publish.p99 < 500ms".into(),
+                actual: None,
+                passed: false,
+            }
+        );
+    }
+
+    #[test]
+    fn a_figure_that_is_not_a_number_never_passes() {
+        let nan = one("lost", f64::NAN, Some(10.0));
+        for expression in ["lost != 0", "lost == 0", "lost >= 0"] {
+            assert!(!passes(expression, &nan), "{expression}");
+        }
+        assert!(!passes("lost != 1%", &one("lost", 0.0, Some(f64::NAN))));
+    }
+
+    #[test]
+    fn the_outcome_keeps_the_expression_as_written_and_the_actual_value() {
+        let criterion = parse("  dead_lettered<=1 %\n").unwrap();
+        assert_eq!(criterion.expression(), "dead_lettered<=1 %");
+        assert_eq!(criterion.figure(), "dead_lettered");
+        let outcome = criterion.evaluate(&one("dead_lettered", 3.0, Some(1000.0)));
+        assert_eq!(outcome.name, "dead_lettered");
+        assert_eq!(outcome.expression, "dead_lettered<=1 %");
+        assert_eq!(outcome.actual, Some(3.0));
+        assert!(outcome.passed);
+        let json = serde_json::to_value(&outcome).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"name": "dead_lettered", "expression": "dead_lettered<=1 %", "actual": 3.0, "passed": true})
+        );
+    }
+
+    #[test]
+    fn the_catalogue_knows_every_figure_and_nothing_else() {
+        assert_eq!(kind_of("lost"), Some(Kind::Count));
+        assert_eq!(kind_of("held_back"), Some(Kind::Count));
+        assert_eq!(kind_of("success_rate"), Some(Kind::Ratio));
+        assert_eq!(kind_of("target_rate"), Some(Kind::Rate));
+        assert_eq!(kind_of("achieved_rate"), Some(Kind::Rate));
+        assert_eq!(kind_of("schedule_lag.p999"), Some(Kind::Latency));
+        assert_eq!(kind_of("processing.mean"), Some(Kind::Latency));
+        assert_eq!(kind_of("end_to_end.count"), Some(Kind::Count));
+        for unknown in [
+            "",
+            "lost.p99",
+            "publish",
+            "publish.p95",
+            "publish.count.max",
+            "LOST",
+        ] {
+            assert_eq!(kind_of(unknown), None, "{unknown}");
+        }
+        assert_eq!(
+            all_names().count(),
+            COUNTS.len() + 3 + HISTOGRAMS.len() * (STATS.len() + 1)
+        );
+        for name in all_names() {
+            assert!(parse(&format!("{name} >= 0")).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_figure_is_named_with_the_closest_one_and_the_catalogue() {
+        let err = error("publsh.p99 < 500ms");
+        assert_eq!(
+            err,
+            CriteriaError::UnknownFigure {
+                expression: "publsh.p99 < 500ms".into(),
+                figure: "publsh.p99".into(),
+                suggestion: Some("publish.p99".into()),
+            }
+        );
+        let message = err.to_string();
+        assert!(message.starts_with(
+            "criterion `publsh.p99 < 500ms` names an unknown figure `publsh.p99` (did you mean `publish.p99`?); known figures are scheduled, published,"
+        ), "{message}");
+        assert!(message.ends_with("<publish|end_to_end|processing|schedule_lag>.<min|mean|p50|p90|p99|p999|max|count>"), "{message}");
+        assert!(error("dead_letters <= 1%")
+            .to_string()
+            .contains("did you mean `dead_lettered`?"));
+        assert!(error("Lost == 0")
+            .to_string()
+            .contains("did you mean `lost`?"));
+        assert!(error("publish-p99 < 5")
+            .to_string()
+            .contains("did you mean `publish.p99`?"));
+        let far = error("throughput > 5").to_string();
+        assert!(!far.contains("did you mean"), "{far}");
+        assert!(far.contains("known figures are"), "{far}");
+    }
+
+    #[test]
+    fn units_must_fit_the_kind_of_figure() {
+        let message = error("publish.p99 < 5%").to_string();
+        assert_eq!(
+            message,
+            "criterion `publish.p99 < 5%`: `publish.p99` is a latency, so `%` is not allowed; \
+             use us, µs, ms, s or m (a bare number means milliseconds)"
+        );
+        let message = error("lost == 5ms").to_string();
+        assert_eq!(
+            message,
+            "criterion `lost == 5ms`: `lost` is a count, not a latency, so the time unit `ms` is not allowed; \
+             use a bare number or `%`"
+        );
+        assert!(matches!(
+            error("achieved_rate > 5s"),
+            CriteriaError::TimeUnitOnNonLatency {
+                kind: Kind::Rate,
+                ..
+            }
+        ));
+        assert!(matches!(
+            error("success_rate > 1m"),
+            CriteriaError::TimeUnitOnNonLatency {
+                kind: Kind::Ratio,
+                ..
+            }
+        ));
+        let message = error("publish.p99 < 5h").to_string();
+        assert!(message.contains("unknown unit `h`"), "{message}");
+        assert!(
+            matches!(error("lost < 5kb"), CriteriaError::UnknownUnit { unit, .. } if unit == "kb")
+        );
+    }
+
+    #[test]
+    fn a_ratio_threshold_stays_between_zero_and_one() {
+        let message = error("success_rate >= 95").to_string();
+        assert!(message.contains("write it as `0.95` or `95%`"), "{message}");
+        assert!(matches!(
+            error("success_rate > 101%"),
+            CriteriaError::RatioOutOfRange { .. }
+        ));
+        assert!(parse("success_rate <= 1").is_ok());
+    }
+
+    #[test]
+    fn malformed_expressions_are_rejected_with_what_is_allowed() {
+        assert_eq!(error("   "), CriteriaError::Empty);
+        assert!(error("")
+            .to_string()
+            .contains("`<figure> <op> <number>[unit]`"));
+        assert!(matches!(error("< 5"), CriteriaError::MissingFigure { .. }));
+        let message = error("lost 0").to_string();
+        assert_eq!(
+            message,
+            "criterion `lost 0` needs an operator after `lost`: one of <, <=, >, >=, ==, !="
+        );
+        assert!(matches!(
+            error("lost = 0"),
+            CriteriaError::MissingOperator { .. }
+        ));
+        assert!(matches!(
+            error("lost =< 0"),
+            CriteriaError::MissingOperator { .. }
+        ));
+        assert!(matches!(
+            error("lost"),
+            CriteriaError::MissingOperator { .. }
+        ));
+        assert!(
+            matches!(error("lost <"), CriteriaError::MissingNumber { operator, .. } if operator == "<")
+        );
+        assert!(matches!(
+            error("lost === 0"),
+            CriteriaError::MissingNumber { .. }
+        ));
+        assert!(matches!(
+            error("lost < ten"),
+            CriteriaError::MissingNumber { .. }
+        ));
+        assert!(matches!(
+            error("lost < inf"),
+            CriteriaError::MissingNumber { .. }
+        ));
+        assert!(
+            matches!(error("lost < 1.2.3"), CriteriaError::BadNumber { number, .. } if number == "1.2.3")
+        );
+        assert!(matches!(
+            error("lost < 1e999"),
+            CriteriaError::BadNumber { .. }
+        ));
+        let message = error("lost == 0 and duplicates == 0").to_string();
+        assert!(message.starts_with("criterion `lost == 0 and duplicates == 0` has unexpected text `and duplicates == 0`"), "{message}");
+        assert!(
+            matches!(error("lost == 0 0"), CriteriaError::TrailingInput { rest, .. } if rest == "0")
+        );
+        assert!(
+            matches!(error("publish.p99 < 500ms;"), CriteriaError::TrailingInput { rest, .. } if rest == "ms;")
+        );
+        assert!(matches!(
+            error("lost < 5%%"),
+            CriteriaError::UnknownUnit { .. }
+        ));
+    }
+
+    #[test]
+    fn negative_thresholds_are_rejected() {
+        let message = error("lost >= -1").to_string();
+        assert!(
+            message.contains("the threshold for `lost` cannot be negative"),
+            "{message}"
+        );
+        assert!(matches!(
+            error("publish.p99 > -5ms"),
+            CriteriaError::Negative { .. }
+        ));
+        assert!(parse("lost >= -0").is_ok());
+    }
+
+    #[test]
+    fn equality_is_exact() {
+        let mean = one("publish.mean", 0.1 + 0.2, None);
+        assert!(!passes("publish.mean == 0.3", &mean));
+        assert!(passes("publish.mean > 0.3", &mean));
+    }
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        assert_eq!(edit_distance("lost", "lost"), 0);
+        assert_eq!(edit_distance("lots", "lost"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("µs", "us"), 1);
+    }
+}

@@ -168,7 +168,9 @@ impl Ledger {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves consistent bytes behind
         // (every write is a single store), so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// The schedule reached event `seq` (sequence numbers come in order).
@@ -321,7 +323,12 @@ impl Ledger {
 
     /// Published events not yet resolved, with their stream sequences.
     pub fn unresolved(&self) -> Vec<(u64, u64)> {
-        let mut all: Vec<_> = self.lock().unresolved.iter().map(|(&e, &s)| (e, s)).collect();
+        let mut all: Vec<_> = self
+            .lock()
+            .unresolved
+            .iter()
+            .map(|(&e, &s)| (e, s))
+            .collect();
         all.sort_unstable();
         all
     }
@@ -333,15 +340,26 @@ impl Ledger {
     /// Publishes still awaiting an answer or not yet sent.
     pub fn publishes_open(&self) -> u64 {
         let live = &self.live;
-        Live::get(&live.scheduled)
-            .saturating_sub(Live::get(&live.published) + Live::get(&live.publish_failed) + Live::get(&live.indeterminate))
+        Live::get(&live.scheduled).saturating_sub(
+            Live::get(&live.published)
+                + Live::get(&live.publish_failed)
+                + Live::get(&live.indeterminate),
+        )
     }
 
     /// Closes the books: `gone` holds the unresolved events no longer in the
     /// stream (lost); the other unresolved ones are pending.
     pub fn account(&self, gone: &[u64]) -> Accounting {
         let inner = self.lock();
-        accounting::tally(self, &inner.states, &inner.unresolved, gone, inner.last_resolved, &inner.indeterminate, &inner.dead_lettered)
+        accounting::tally(
+            self,
+            &inner.states,
+            &inner.unresolved,
+            gone,
+            inner.last_resolved,
+            &inner.indeterminate,
+            &inner.dead_lettered,
+        )
     }
 }
 

@@ -20,12 +20,19 @@
 //! - [`cli`]: command-line flags and their environment twins.
 //! - [`error`]: the errors a user can cause, and the exit codes.
 
-pub mod scenario;
+pub mod backoff;
+pub mod consumer;
 pub mod criteria;
 pub mod error;
-pub mod provision;
-pub mod target;
-pub mod backoff;
-pub mod schedule;
+pub mod event;
 pub mod ledger;
+pub mod progress;
+pub mod provision;
+pub mod publisher;
+pub mod report;
+pub mod scenario;
+pub mod schedule;
 pub mod stats;
+pub mod target;
+// pub mod cli;
+pub mod run;

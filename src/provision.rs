@@ -1,14 +1,346 @@
 //! Provisioning: the stream under test, the dead-letter stream and the
-//! durable pull consumer, created or checked against the scenario.
+//! durable pull consumer, created or checked against the scenario, and the
+//! end-of-run question of which messages are still in the stream.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+use async_nats::jetstream::Context;
+
+use crate::scenario::{Discard, Retention, Scenario, Storage};
 
 /// Provisioning failures. All of them exit 3.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
     #[error(
-        "stream `{stream}` exists with other settings ({differences}); \
+        "{what} exists with other settings ({differences}); \
          set `stream.recreate = true` to delete and recreate it"
     )]
-    Conflict { stream: String, differences: String },
+    Conflict { what: String, differences: String },
     #[error("cannot provision {what}: {message}")]
     Api { what: String, message: String },
+}
+
+fn api(what: impl Into<String>) -> impl FnOnce(String) -> ProvisionError {
+    let what = what.into();
+    move |message| ProvisionError::Api { what, message }
+}
+
+/// What a run works against.
+#[derive(Debug)]
+pub struct Provisioned {
+    pub stream: stream::Stream,
+    pub dead_letter: stream::Stream,
+    pub consumer: PullConsumer,
+}
+
+/// The stream config the scenario asks for.
+pub fn stream_config(s: &Scenario) -> stream::Config {
+    let st = &s.stream;
+    stream::Config {
+        name: st.name.clone(),
+        subjects: st.subjects.clone(),
+        storage: storage(st.storage),
+        retention: match st.retention {
+            Retention::Limits => RetentionPolicy::Limits,
+            Retention::Interest => RetentionPolicy::Interest,
+            Retention::Workqueue => RetentionPolicy::WorkQueue,
+        },
+        max_age: st.max_age,
+        max_messages: st.max_messages,
+        max_bytes: st.max_bytes.map_or(-1, |b| b.0 as i64),
+        num_replicas: st.replicas,
+        duplicate_window: st.duplicate_window,
+        discard: match st.discard {
+            Discard::Old => DiscardPolicy::Old,
+            Discard::New => DiscardPolicy::New,
+        },
+        ..Default::default()
+    }
+}
+
+fn storage(storage: Storage) -> StorageType {
+    match storage {
+        Storage::File => StorageType::File,
+        Storage::Memory => StorageType::Memory,
+    }
+}
+
+/// The dead-letter stream: captures the dead-letter subject, kept by limits.
+pub fn dead_letter_config(s: &Scenario) -> stream::Config {
+    stream::Config {
+        name: s.consumer.dead_letter_stream.clone(),
+        subjects: vec![s.consumer.dead_letter_subject.clone()],
+        storage: storage(s.stream.storage),
+        num_replicas: s.stream.replicas,
+        duplicate_window: s.stream.duplicate_window,
+        ..Default::default()
+    }
+}
+
+pub fn consumer_config(s: &Scenario) -> pull::Config {
+    let c = &s.consumer;
+    pull::Config {
+        durable_name: Some(c.durable.clone()),
+        ack_policy: AckPolicy::Explicit,
+        deliver_policy: DeliverPolicy::All,
+        ack_wait: c.ack_wait,
+        max_deliver: c.max_deliver,
+        backoff: c.backoff.clone(),
+        max_ack_pending: c.max_ack_pending,
+        num_replicas: 0,
+        ..Default::default()
+    }
+}
+
+/// The settings of `want` that `have` does not match, as `key: have → want`.
+fn stream_differences(have: &stream::Config, want: &stream::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |key: &str, have: String, want: String| {
+        if have != want {
+            out.push(format!("{key}: {have} → {want}"));
+        }
+    };
+    let mut have_subjects = have.subjects.clone();
+    let mut want_subjects = want.subjects.clone();
+    have_subjects.sort();
+    want_subjects.sort();
+    check(
+        "subjects",
+        format!("{have_subjects:?}"),
+        format!("{want_subjects:?}"),
+    );
+    check(
+        "storage",
+        format!("{:?}", have.storage),
+        format!("{:?}", want.storage),
+    );
+    check(
+        "retention",
+        format!("{:?}", have.retention),
+        format!("{:?}", want.retention),
+    );
+    check(
+        "max_age",
+        format!("{:?}", have.max_age),
+        format!("{:?}", want.max_age),
+    );
+    check(
+        "max_messages",
+        have.max_messages.to_string(),
+        want.max_messages.to_string(),
+    );
+    check(
+        "max_bytes",
+        have.max_bytes.to_string(),
+        want.max_bytes.to_string(),
+    );
+    check(
+        "replicas",
+        have.num_replicas.to_string(),
+        want.num_replicas.to_string(),
+    );
+    check(
+        "duplicate_window",
+        format!("{:?}", have.duplicate_window),
+        format!("{:?}", want.duplicate_window),
+    );
+    check(
+        "discard",
+        format!("{:?}", have.discard),
+        format!("{:?}", want.discard),
+    );
+    out
+}
+
+fn consumer_differences(have: &pull::Config, want: &pull::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |key: &str, have: String, want: String| {
+        if have != want {
+            out.push(format!("{key}: {have} → {want}"));
+        }
+    };
+    check(
+        "ack_wait",
+        format!("{:?}", have.ack_wait),
+        format!("{:?}", want.ack_wait),
+    );
+    check(
+        "max_deliver",
+        have.max_deliver.to_string(),
+        want.max_deliver.to_string(),
+    );
+    check(
+        "backoff",
+        format!("{:?}", have.backoff),
+        format!("{:?}", want.backoff),
+    );
+    check(
+        "max_ack_pending",
+        have.max_ack_pending.to_string(),
+        want.max_ack_pending.to_string(),
+    );
+    check(
+        "filter_subject",
+        have.filter_subject.clone(),
+        want.filter_subject.clone(),
+    );
+    out
+}
+
+/// Creates what is missing, checks what exists, recreates on request.
+async fn ensure_stream(
+    js: &Context,
+    want: stream::Config,
+    recreate: bool,
+) -> Result<stream::Stream, ProvisionError> {
+    let what = format!("stream `{}`", want.name);
+    match js.get_stream(&want.name).await {
+        Ok(mut existing) => {
+            let have = existing
+                .info()
+                .await
+                .map_err(|e| api(&what)(e.to_string()))?
+                .config
+                .clone();
+            let differences = stream_differences(&have, &want);
+            if differences.is_empty() {
+                return Ok(existing);
+            }
+            if !recreate {
+                return Err(ProvisionError::Conflict {
+                    what,
+                    differences: differences.join(", "),
+                });
+            }
+            tracing::warn!(stream = %want.name, differences = %differences.join(", "), "recreating stream");
+            js.delete_stream(&want.name)
+                .await
+                .map_err(|e| api(&what)(e.to_string()))?;
+        }
+        Err(e) if stream_not_found(&e) => {}
+        Err(e) => return Err(api(&what)(e.to_string())),
+    }
+    js.create_stream(want)
+        .await
+        .map_err(|e| api(what)(e.to_string()))
+}
+
+fn stream_not_found(e: &async_nats::jetstream::context::GetStreamError) -> bool {
+    use async_nats::jetstream::context::GetStreamErrorKind;
+    use async_nats::jetstream::ErrorCode;
+    matches!(e.kind(), GetStreamErrorKind::JetStream(inner) if inner.error_code() == ErrorCode::STREAM_NOT_FOUND)
+}
+
+/// Sets up the stream, the dead-letter stream and the durable consumer.
+pub async fn provision(js: &Context, s: &Scenario) -> Result<Provisioned, ProvisionError> {
+    let stream = ensure_stream(js, stream_config(s), s.stream.recreate).await?;
+    let dead_letter = ensure_stream(js, dead_letter_config(s), s.stream.recreate).await?;
+    let want = consumer_config(s);
+    let what = format!(
+        "consumer `{}` on stream `{}`",
+        s.consumer.durable, s.stream.name
+    );
+    let consumer = match stream
+        .get_consumer::<pull::Config>(&s.consumer.durable)
+        .await
+    {
+        Ok(mut existing) => {
+            let have = existing
+                .info()
+                .await
+                .map_err(|e| api(&what)(e.to_string()))?
+                .config
+                .clone();
+            let have = pull::Config {
+                ack_wait: have.ack_wait,
+                max_deliver: have.max_deliver,
+                backoff: have.backoff.clone(),
+                max_ack_pending: have.max_ack_pending,
+                filter_subject: have.filter_subject.clone(),
+                ..Default::default()
+            };
+            let differences = consumer_differences(&have, &want);
+            if differences.is_empty() {
+                existing
+            } else if s.stream.recreate {
+                stream
+                    .delete_consumer(&s.consumer.durable)
+                    .await
+                    .map_err(|e| api(&what)(e.to_string()))?;
+                stream
+                    .create_consumer(want)
+                    .await
+                    .map_err(|e| api(&what)(e.to_string()))?
+            } else {
+                return Err(ProvisionError::Conflict {
+                    what,
+                    differences: differences.join(", "),
+                });
+            }
+        }
+        Err(_) => stream
+            .create_consumer(want)
+            .await
+            .map_err(|e| api(&what)(e.to_string()))?,
+    };
+    Ok(Provisioned {
+        stream,
+        dead_letter,
+        consumer,
+    })
+}
+
+/// Of the given (event, stream sequence) pairs, the events whose message is
+/// no longer in the stream. Sequences below the stream's first are gone
+/// without asking; the others are looked up one by one when the stream has
+/// interior deletes, since only then can a message in range be missing.
+pub async fn gone_from_stream(
+    stream: &stream::Stream,
+    unresolved: &[(u64, u64)],
+) -> Result<Vec<u64>, String> {
+    if unresolved.is_empty() {
+        return Ok(Vec::new());
+    }
+    let info = stream.get_info().await.map_err(|e| e.to_string())?;
+    let state = &info.state;
+    let interior_deletes = state.deleted_count.unwrap_or(0) > 0
+        || state.messages < (state.last_sequence + 1).saturating_sub(state.first_sequence);
+    let mut gone = Vec::new();
+    for &(event, seq) in unresolved {
+        let out_of_range =
+            seq < state.first_sequence || seq > state.last_sequence || state.messages == 0;
+        if out_of_range || (interior_deletes && !present(stream, seq).await?) {
+            gone.push(event);
+        }
+    }
+    Ok(gone)
+}
+
+fn missing(e: &stream::RawMessageError) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    match e.kind() {
+        stream::RawMessageErrorKind::NoMessageFound => true,
+        stream::RawMessageErrorKind::JetStream(inner) => {
+            inner.error_code() == ErrorCode::NO_MESSAGE_FOUND
+        }
+        _ => false,
+    }
+}
+
+async fn present(stream: &stream::Stream, seq: u64) -> Result<bool, String> {
+    for _ in 0..3 {
+        match stream.get_raw_message(seq).await {
+            Ok(_) => return Ok(true),
+            Err(e) if missing(&e) => return Ok(false),
+            Err(e) => {
+                tracing::debug!(seq, error = %e, "message lookup failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    Err(format!(
+        "cannot tell whether stream sequence {seq} is still stored"
+    ))
 }

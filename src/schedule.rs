@@ -111,12 +111,32 @@ impl Profile {
     }
 
     pub fn duration(&self) -> Duration {
-        Duration::from_secs_f64(self.segments.last().map_or(0.0, |s| s.start_secs + s.length_secs))
+        Duration::from_secs_f64(
+            self.segments
+                .last()
+                .map_or(0.0, |s| s.start_secs + s.length_secs),
+        )
     }
 
     /// N(end): the expected number of events.
     pub fn expected_events(&self) -> f64 {
-        self.segments.last().map_or(0.0, |s| s.events_before + s.events())
+        self.segments
+            .last()
+            .map_or(0.0, |s| s.events_before + s.events())
+    }
+
+    /// N(offset): events due by `offset`, as a real number.
+    pub fn events_by(&self, offset: Duration) -> f64 {
+        let t = offset.as_secs_f64();
+        self.segments
+            .iter()
+            .take_while(|s| s.start_secs <= t)
+            .last()
+            .map_or(0.0, |s| {
+                let into = (t - s.start_secs).min(s.length_secs);
+                let rate_then = s.from + (s.to - s.from) * into / s.length_secs;
+                s.events_before + (s.from + rate_then) / 2.0 * into
+            })
     }
 
     /// The intended rate at `offset` (0 after the end).
@@ -260,6 +280,26 @@ mod tests {
     }
 
     #[test]
+    fn events_by_integrates_the_rate() {
+        let profile = Profile::from_phases(&[
+            Phase::Ramp {
+                duration: secs(10),
+                from: 0.0,
+                to: 10.0,
+            },
+            Phase::Constant {
+                duration: secs(10),
+                rate: 10.0,
+            },
+        ]);
+        assert_eq!(profile.events_by(secs(0)), 0.0);
+        assert_eq!(profile.events_by(secs(4)), 8.0);
+        assert_eq!(profile.events_by(secs(15)), 100.0);
+        assert_eq!(profile.events_by(secs(99)), 150.0);
+        assert_eq!(profile.expected_events(), 150.0);
+    }
+
+    #[test]
     fn phases_follow_each_other_in_time() {
         let all = offsets(&[
             Phase::Constant {
@@ -308,7 +348,9 @@ mod tests {
         let first: Vec<_> = Schedule::new(profile.clone(), Arrivals::Poisson, 7)
             .take(5)
             .collect();
-        let again: Vec<_> = Schedule::new(profile, Arrivals::Poisson, 7).take(5).collect();
+        let again: Vec<_> = Schedule::new(profile, Arrivals::Poisson, 7)
+            .take(5)
+            .collect();
         assert_eq!(first, again);
         assert!(first.windows(2).all(|w| w[0].1 <= w[1].1));
     }

@@ -156,7 +156,10 @@ mod tests {
 
     #[test]
     fn an_empty_histogram_summarises_to_zero() {
-        assert_eq!(Stats::default().summary(Latency::Publish), Summary::default());
+        assert_eq!(
+            Stats::default().summary(Latency::Publish),
+            Summary::default()
+        );
     }
 
     #[test]

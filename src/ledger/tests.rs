@@ -33,7 +33,10 @@ fn a_calm_run_accounts_for_every_event() {
     }
     assert!(ledger.dead_lettered(3, 4, "error"));
     let a = ledger.account(&[]);
-    assert_eq!((a.scheduled, a.published, a.processed, a.dead_lettered), (4, 4, 3, 1));
+    assert_eq!(
+        (a.scheduled, a.published, a.processed, a.dead_lettered),
+        (4, 4, 3, 1)
+    );
     assert_eq!((a.pending, a.lost, a.recovered), (0, 0, 0));
     assert!(a.invariants_hold(), "{:?}", a.invariants);
     assert_eq!(a.samples.dead_lettered[0].event_id, "r1-3");
@@ -51,7 +54,10 @@ fn unresolved_events_are_pending_if_present_and_lost_if_gone() {
     ledger.processed(3);
     assert_eq!(ledger.unresolved(), vec![(1, 101), (2, 102), (4, 104)]);
     let a = ledger.account(&[1, 4]);
-    assert_eq!((a.pending, a.lost, a.lost_mid_run, a.lost_tail), (1, 2, 1, 1));
+    assert_eq!(
+        (a.pending, a.lost, a.lost_mid_run, a.lost_tail),
+        (1, 2, 1, 1)
+    );
     assert_eq!(a.samples.lost[0].event_id, "r1-1");
     assert_eq!(a.samples.lost[0].stream_sequence, Some(101));
     assert!(a.invariants_hold());
@@ -71,7 +77,15 @@ fn a_second_delivery_is_a_duplicate_never_a_second_count() {
     // A retry stored after the duplicate window: a second stream message.
     ledger.delivered(0, 1);
     let a = ledger.account(&[]);
-    assert_eq!((a.processed, a.duplicates, a.stream_duplicates, a.redelivered), (1, 2, 1, 1));
+    assert_eq!(
+        (
+            a.processed,
+            a.duplicates,
+            a.stream_duplicates,
+            a.redelivered
+        ),
+        (1, 2, 1, 1)
+    );
     assert!(a.invariants_hold());
 }
 
@@ -87,7 +101,10 @@ fn failed_or_indeterminate_events_that_arrive_anyway_are_recovered() {
     ledger.delivered(0, 1);
     ledger.processed(0);
     let a = ledger.account(&[]);
-    assert_eq!((a.published, a.indeterminate, a.publish_failed, a.recovered), (0, 2, 1, 1));
+    assert_eq!(
+        (a.published, a.indeterminate, a.publish_failed, a.recovered),
+        (0, 2, 1, 1)
+    );
     assert_eq!(a.processed, 1);
     assert!(a.invariants_hold(), "{:?}", a.invariants);
     assert_eq!(a.samples.indeterminate.len(), 2);
@@ -100,7 +117,10 @@ fn the_consumer_may_see_an_event_before_its_puback() {
     ledger.delivered(0, 1);
     ledger.processed(0);
     ledger.published(0, 1, false);
-    assert!(ledger.unresolved().is_empty(), "a resolved event is never unresolved");
+    assert!(
+        ledger.unresolved().is_empty(),
+        "a resolved event is never unresolved"
+    );
     let a = ledger.account(&[]);
     assert_eq!((a.published, a.processed, a.pending, a.lost), (1, 1, 0, 0));
     assert!(a.invariants_hold());
@@ -113,7 +133,10 @@ fn unsent_and_unanswered_events_close_as_not_sent_and_indeterminate() {
     ledger.sent(2);
     ledger.published(2, 1, true);
     let a = ledger.account(&[]);
-    assert_eq!((a.not_sent, a.indeterminate, a.published, a.deduplicated), (1, 1, 1, 1));
+    assert_eq!(
+        (a.not_sent, a.indeterminate, a.published, a.deduplicated),
+        (1, 1, 1, 1)
+    );
     assert_eq!(a.pending, 1);
     assert!(a.invariants_hold());
 }

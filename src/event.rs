@@ -1,0 +1,191 @@
+//! Events on the wire: headers and payloads, encoded by the publisher and
+//! decoded by the consumer.
+//!
+//! The event id travels as `Nats-Msg-Id` (so the stream deduplicates
+//! retries) and the intended send time as `Harness-Intended-At` (unix
+//! nanoseconds), so end-to-end latency is measured from the schedule, not
+//! from whenever the publisher got round to sending.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use rand::RngCore;
+use serde::Deserialize;
+
+use crate::scenario::{Payload, PayloadKind};
+
+pub const MSG_ID: &str = "Nats-Msg-Id";
+pub const INTENDED_AT: &str = "Harness-Intended-At";
+
+/// Headers on a dead-lettered copy.
+pub const DLQ_SUBJECT: &str = "Harness-Original-Subject";
+pub const DLQ_STREAM_SEQ: &str = "Harness-Stream-Sequence";
+pub const DLQ_DELIVERIES: &str = "Harness-Deliveries";
+pub const DLQ_REASON: &str = "Harness-Reason";
+pub const DLQ_EVENT_ID: &str = "Harness-Event-Id";
+
+pub fn unix_nanos(at: SystemTime) -> u128 {
+    at.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
+}
+
+/// The headers of one event.
+pub fn headers(event_id: &str, intended_at: SystemTime) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(MSG_ID, event_id);
+    headers.insert(INTENDED_AT, unix_nanos(intended_at).to_string().as_str());
+    headers
+}
+
+/// Builds payloads of the scenario's kind and size.
+#[derive(Debug, Clone)]
+pub struct PayloadBuilder {
+    kind: PayloadKind,
+    size: usize,
+    event_type: String,
+    source: String,
+}
+
+impl PayloadBuilder {
+    pub fn new(payload: &Payload) -> PayloadBuilder {
+        PayloadBuilder {
+            kind: payload.kind,
+            size: payload.size.0 as usize,
+            event_type: payload.event_type.clone(),
+            source: payload.source.clone(),
+        }
+    }
+
+    pub fn build(
+        &self,
+        event_id: &str,
+        seq: u64,
+        intended_at: SystemTime,
+        rng: &mut impl RngCore,
+    ) -> Bytes {
+        match self.kind {
+            PayloadKind::Random => {
+                let mut bytes = vec![0u8; self.size];
+                rng.fill_bytes(&mut bytes);
+                Bytes::from(bytes)
+            }
+            PayloadKind::Json => self.json(event_id, seq, intended_at),
+        }
+    }
+
+    /// `{event_id, event_type, source, sequence, sent_at, data}`, with `data`
+    /// padding the document to the configured size when there is room.
+    fn json(&self, event_id: &str, seq: u64, intended_at: SystemTime) -> Bytes {
+        let head = format!(
+            "{{\"event_id\":{},\"event_type\":{},\"source\":{},\"sequence\":{seq},\"sent_at\":{},\"data\":\"",
+            json_string(event_id),
+            json_string(&self.event_type),
+            json_string(&self.source),
+            unix_nanos(intended_at),
+        );
+        let tail = "\"}";
+        let padding = self.size.saturating_sub(head.len() + tail.len());
+        let mut out = String::with_capacity(head.len() + padding + tail.len());
+        out.push_str(&head);
+        out.extend(std::iter::repeat_n('x', padding));
+        out.push_str(tail);
+        Bytes::from(out)
+    }
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// What the consumer needs from a delivery's payload.
+#[derive(Debug, Deserialize)]
+struct JsonEvent {
+    event_id: String,
+    #[allow(dead_code)]
+    event_type: String,
+    #[allow(dead_code)]
+    source: String,
+}
+
+/// Checks a JSON payload against the id in its headers.
+pub fn check_payload(kind: PayloadKind, event_id: &str, payload: &[u8]) -> Result<(), String> {
+    if kind != PayloadKind::Json {
+        return Ok(());
+    }
+    let event: JsonEvent =
+        serde_json::from_slice(payload).map_err(|e| format!("payload is not an event: {e}"))?;
+    if event.event_id != event_id {
+        return Err(format!(
+            "payload event_id {} does not match the header {event_id}",
+            event.event_id
+        ));
+    }
+    Ok(())
+}
+
+/// The header's event id, if any.
+pub fn event_id(headers: Option<&HeaderMap>) -> Option<&str> {
+    headers?.get(MSG_ID).map(|v| v.as_str())
+}
+
+/// Time since the intended send, from the `Harness-Intended-At` header.
+pub fn since_intended(headers: Option<&HeaderMap>, now: SystemTime) -> Option<Duration> {
+    let nanos: u128 = headers?.get(INTENDED_AT)?.as_str().parse().ok()?;
+    let intended = UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).ok()?);
+    Some(now.duration_since(intended).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::scenario::ByteSize;
+
+    fn builder(kind: PayloadKind, size: u64) -> PayloadBuilder {
+        PayloadBuilder::new(&Payload {
+            kind,
+            size: ByteSize(size),
+            ..Payload::default()
+        })
+    }
+
+    #[test]
+    fn json_payloads_have_the_configured_size_and_decode() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let payload = builder(PayloadKind::Json, 256).build("r-7", 7, SystemTime::now(), &mut rng);
+        assert_eq!(payload.len(), 256);
+        let value: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(value["event_id"], "r-7");
+        assert_eq!(value["sequence"], 7);
+        assert!(check_payload(PayloadKind::Json, "r-7", &payload).is_ok());
+        assert!(check_payload(PayloadKind::Json, "r-8", &payload).is_err());
+    }
+
+    #[test]
+    fn random_payloads_have_the_configured_size() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let payload =
+            builder(PayloadKind::Random, 1000).build("r-1", 1, SystemTime::now(), &mut rng);
+        assert_eq!(payload.len(), 1000);
+        assert!(check_payload(PayloadKind::Random, "r-1", &payload).is_ok());
+    }
+
+    #[test]
+    fn garbage_is_reported_not_panicked_on() {
+        for garbage in [&b""[..], b"{", b"\xff\xfe", b"{\"event_id\":5}", b"[1,2,3]"] {
+            assert!(check_payload(PayloadKind::Json, "r-1", garbage).is_err());
+        }
+    }
+
+    #[test]
+    fn headers_carry_id_and_intended_time() {
+        let intended = SystemTime::now() - Duration::from_millis(250);
+        let headers = headers("r-3", intended);
+        assert_eq!(event_id(Some(&headers)), Some("r-3"));
+        let age = since_intended(Some(&headers), intended + Duration::from_millis(250)).unwrap();
+        assert_eq!(age, Duration::from_millis(250));
+        assert_eq!(event_id(None), None);
+    }
+}

@@ -1,0 +1,276 @@
+//! The publisher: sends the schedule to JetStream, awaits PubAcks without
+//! holding up the schedule, retries with backoff, and classifies each event.
+//!
+//! Open model (DESIGN.md): event i is due at start + offset(i) whatever the
+//! acks are doing. Each event gets its own task, so slow acks never delay
+//! later sends; `max_in_flight` bounds how many wait at once, and a send it
+//! holds back is counted and shows up as schedule lag.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_nats::jetstream::context::{Context, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::event::{self, PayloadBuilder};
+use crate::ledger::Ledger;
+use crate::scenario::Scenario;
+use crate::schedule::Schedule;
+use crate::stats::{Latency, Stats};
+use crate::{backoff, scenario};
+
+/// How the last attempt of an event ended, when it did not end in a PubAck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The server said no, or the message never left: it is not stored.
+    Definite,
+    /// No answer in time, or the connection broke after the send.
+    Unknown,
+}
+
+fn classify(kind: &PublishErrorKind) -> Failure {
+    match kind {
+        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe => Failure::Unknown,
+        _ => Failure::Definite,
+    }
+}
+
+/// Everything one event's task needs, shared by all of them.
+struct Shared {
+    js: Context,
+    ledger: Arc<Ledger>,
+    stats: Arc<Stats>,
+    subject: String,
+    publish: scenario::Publish,
+    payloads: PayloadBuilder,
+    stop: CancellationToken,
+}
+
+/// Sends the schedule and waits for what it sent.
+pub struct Publisher {
+    shared: Arc<Shared>,
+    max_in_flight: usize,
+    seed: u64,
+    tasks: TaskTracker,
+}
+
+/// When the run started, on both clocks: the monotonic one for scheduling
+/// and the wall clock that event headers carry.
+#[derive(Debug, Clone, Copy)]
+pub struct Start {
+    pub instant: Instant,
+    pub wall: SystemTime,
+}
+
+impl Publisher {
+    /// `stop` ends everything, retries included (an interrupt's short drain).
+    pub fn new(
+        js: Context,
+        scenario: &Scenario,
+        ledger: Arc<Ledger>,
+        stats: Arc<Stats>,
+        seed: u64,
+        stop: CancellationToken,
+    ) -> Publisher {
+        Publisher {
+            shared: Arc::new(Shared {
+                js,
+                ledger,
+                stats,
+                subject: scenario.load.subject.clone(),
+                publish: scenario.publish.clone(),
+                payloads: PayloadBuilder::new(&scenario.load.payload),
+                stop,
+            }),
+            max_in_flight: scenario.load.max_in_flight,
+            seed,
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// Publish tasks still running (awaiting acks or backing off).
+    pub fn in_flight(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Runs the schedule until it ends or `schedule_stop` fires, then returns;
+    /// publishes already sent go on until `wait` or the shared stop.
+    pub async fn run_schedule(
+        &self,
+        schedule: Schedule,
+        start: Start,
+        schedule_stop: CancellationToken,
+    ) {
+        let permits = Arc::new(Semaphore::new(self.max_in_flight));
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        for (seq, offset) in schedule {
+            let due = start.instant + offset;
+            if !wait_until(due, &schedule_stop).await {
+                break;
+            }
+            self.shared.ledger.schedule(seq);
+            let permit = match permits.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    self.shared.ledger.held_back();
+                    tokio::select! {
+                        permit = permits.clone().acquire_owned() => match permit {
+                            Ok(permit) => permit,
+                            Err(_) => break,
+                        },
+                        _ = schedule_stop.cancelled() => break,
+                    }
+                }
+            };
+            self.shared.stats.record(
+                Latency::ScheduleLag,
+                Instant::now().saturating_duration_since(due),
+            );
+            let shared = self.shared.clone();
+            let intended_wall = start.wall + offset;
+            let jitter_seed = rng.random();
+            self.tasks.spawn(async move {
+                publish_one(&shared, seq, due, intended_wall, jitter_seed).await;
+                drop(permit);
+            });
+        }
+    }
+
+    /// Waits for every publish task to finish.
+    pub async fn wait(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+/// Sleeps until `due`; false if `stop` fired first. tokio's timer ticks in
+/// whole milliseconds and rounds deadlines up, so the last stretch is
+/// yielded away instead: that keeps schedule lag well under a millisecond.
+async fn wait_until(due: Instant, stop: &CancellationToken) -> bool {
+    const SPIN: Duration = Duration::from_micros(1500);
+    if stop.is_cancelled() {
+        return false;
+    }
+    let now = Instant::now();
+    if due > now + SPIN {
+        tokio::select! {
+            _ = tokio::time::sleep_until((due - SPIN).into()) => {}
+            _ = stop.cancelled() => return false,
+        }
+    }
+    while Instant::now() < due {
+        tokio::task::yield_now().await;
+    }
+    !stop.is_cancelled()
+}
+
+/// One event: attempts until a PubAck, a definite failure, or retries run out.
+async fn publish_one(
+    shared: &Shared,
+    seq: u64,
+    due: Instant,
+    intended_wall: SystemTime,
+    jitter_seed: u64,
+) {
+    let ledger = &shared.ledger;
+    let event_id = ledger.event_id(seq);
+    let mut rng = StdRng::seed_from_u64(jitter_seed);
+    let message = PublishMessage::build()
+        .payload(
+            shared
+                .payloads
+                .build(&event_id, seq, intended_wall, &mut rng),
+        )
+        .headers(event::headers(&event_id, intended_wall));
+    ledger.sent(seq);
+    let mut failure = Failure::Unknown;
+    for attempt in 0..=shared.publish.max_retries {
+        if attempt > 0 {
+            ledger.retried();
+            let delay = backoff::delay(&shared.publish.backoff, attempt, &mut rng);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shared.stop.cancelled() => break,
+            }
+        }
+        let sent_at = Instant::now();
+        let deadline = tokio::time::Instant::from_std(sent_at + shared.publish.timeout);
+        let attempt_result = tokio::select! {
+            result = tokio::time::timeout_at(deadline, send(shared, message.clone())) => {
+                result.unwrap_or(Err(PublishErrorKind::TimedOut))
+            }
+            _ = shared.stop.cancelled() => break,
+        };
+        match attempt_result {
+            Ok(ack) => {
+                let now = Instant::now();
+                shared.stats.record(Latency::PublishAttempt, now - sent_at);
+                shared
+                    .stats
+                    .record(Latency::Publish, now.saturating_duration_since(due));
+                ledger.published(seq, ack.sequence, ack.duplicate);
+                return;
+            }
+            Err(kind) => {
+                failure = classify(&kind);
+                tracing::debug!(event_id = %event_id, attempt, error = %kind, "publish attempt failed");
+                if failure == Failure::Definite && !retryable(&kind) {
+                    break;
+                }
+            }
+        }
+    }
+    match failure {
+        Failure::Definite => {
+            tracing::warn!(event_id = %event_id, "publish failed");
+            ledger.publish_failed(seq);
+        }
+        Failure::Unknown => {
+            tracing::warn!(event_id = %event_id, "publish indeterminate: no PubAck");
+            ledger.indeterminate(seq);
+        }
+    }
+}
+
+/// Some definite failures will not change on a retry.
+fn retryable(kind: &PublishErrorKind) -> bool {
+    !matches!(kind, PublishErrorKind::MaxPayloadExceeded)
+}
+
+async fn send(
+    shared: &Shared,
+    message: PublishMessage,
+) -> Result<async_nats::jetstream::publish::PublishAck, PublishErrorKind> {
+    let future = shared
+        .js
+        .send_publish(shared.subject.clone(), message)
+        .await
+        .map_err(|e| e.kind())?;
+    future.await.map_err(|e| e.kind())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_and_broken_connections_are_indeterminate() {
+        assert_eq!(classify(&PublishErrorKind::TimedOut), Failure::Unknown);
+        assert_eq!(classify(&PublishErrorKind::BrokenPipe), Failure::Unknown);
+        assert_eq!(
+            classify(&PublishErrorKind::StreamNotFound),
+            Failure::Definite
+        );
+        assert_eq!(
+            classify(&PublishErrorKind::MaxPayloadExceeded),
+            Failure::Definite
+        );
+        assert!(!retryable(&PublishErrorKind::MaxPayloadExceeded));
+        assert!(retryable(&PublishErrorKind::StreamNotFound));
+    }
+}

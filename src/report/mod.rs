@@ -1,0 +1,160 @@
+//! The report: everything a run found, as data. Rendered for people on the
+//! terminal ([`summary`]) and for machines as JSON (`--report-json`), whose
+//! fields are part of the stable contract (DESIGN.md).
+
+pub mod summary;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::criteria::{self, Figure, Figures, Kind};
+use crate::ledger::Accounting;
+use crate::stats::Summary;
+
+/// Bumped when a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub harness_version: String,
+    pub scenario: String,
+    pub scenario_file: String,
+    pub run_id: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// Wall time of the whole run, drain included.
+    pub duration_secs: f64,
+    /// Time the schedule ran.
+    pub load_secs: f64,
+    pub target: TargetInfo,
+    /// The scenario as run: file values, defaults and overrides; secrets redacted.
+    pub config: serde_json::Value,
+    pub counts: Accounting,
+    pub rates: Rates,
+    pub success_rate: f64,
+    /// publish, publish_attempt, end_to_end, processing, schedule_lag.
+    pub latency: BTreeMap<String, Summary>,
+    pub consumer: ConsumerState,
+    pub criteria: Vec<criteria::Outcome>,
+    pub faults: Vec<serde_json::Value>,
+    /// The run was stopped by Ctrl+C or SIGTERM: the report is partial.
+    pub interrupted: bool,
+    /// The abort_on expression that stopped the run, if one did.
+    pub aborted_by: Option<String>,
+    /// The harness could not hold its own schedule: its figures understate the target's.
+    pub saturated: bool,
+    pub warnings: Vec<String>,
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetInfo {
+    pub url: String,
+    pub embedded: bool,
+    pub nodes: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Rates {
+    /// Intended events/s over the load time.
+    pub target: f64,
+    /// Events/s the publisher sent over the load time.
+    pub achieved: f64,
+}
+
+/// The durable consumer as JetStream saw it at the end.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConsumerState {
+    pub num_pending: u64,
+    pub num_ack_pending: u64,
+    pub num_redelivered: u64,
+    /// Every ack the consumer sent was confirmed by the server by the end.
+    pub acks_confirmed: bool,
+    /// Copies stored on the dead-letter stream, poison included.
+    pub dead_letter_copies: u64,
+}
+
+impl Report {
+    pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        // Write then rename, so a reader never sees half a report.
+        let partial = path.with_extension("json.partial");
+        std::fs::write(&partial, text + "\n")?;
+        std::fs::rename(&partial, path)
+    }
+
+    /// Counts by their criteria names.
+    fn count(&self, name: &str) -> Option<u64> {
+        let c = &self.counts;
+        Some(match name {
+            "scheduled" => c.scheduled,
+            "published" => c.published,
+            "deduplicated" => c.deduplicated,
+            "publish_failed" => c.publish_failed,
+            "indeterminate" => c.indeterminate,
+            "not_sent" => c.not_sent,
+            "processed" => c.processed,
+            "dead_lettered" => c.dead_lettered,
+            "pending" => c.pending,
+            "lost" => c.lost,
+            "lost_mid_run" => c.lost_mid_run,
+            "lost_tail" => c.lost_tail,
+            "recovered" => c.recovered,
+            "unexpected" => c.unexpected,
+            "duplicates" => c.duplicates,
+            "stream_duplicates" => c.stream_duplicates,
+            "redelivered" => c.redelivered,
+            "retries" => c.retries,
+            "held_back" => c.held_back,
+            _ => return None,
+        })
+    }
+}
+
+impl Figures for Report {
+    fn figure(&self, name: &str) -> Option<Figure> {
+        let scheduled = Some(self.counts.scheduled as f64);
+        if let Some(count) = self.count(name) {
+            return Some(Figure {
+                value: count as f64,
+                kind: Kind::Count,
+                base: scheduled,
+            });
+        }
+        let (value, kind, base) = match name {
+            "success_rate" => (self.success_rate, Kind::Ratio, None),
+            "target_rate" => (self.rates.target, Kind::Rate, Some(self.rates.target)),
+            "achieved_rate" => (self.rates.achieved, Kind::Rate, Some(self.rates.target)),
+            _ => {
+                let (histogram, stat) = name.split_once('.')?;
+                let value = self.latency.get(histogram)?.stat(stat)?;
+                if stat == "count" {
+                    (value, Kind::Count, scheduled)
+                } else {
+                    (value, Kind::Latency, None)
+                }
+            }
+        };
+        Some(Figure { value, kind, base })
+    }
+}
+
+impl Report {
+    /// The exit code this report ends the process with.
+    pub fn exit_code(&self) -> i32 {
+        use crate::error::exit;
+        if self.interrupted {
+            exit::INTERRUPTED
+        } else if self.passed {
+            exit::PASSED
+        } else {
+            exit::FAILED
+        }
+    }
+}

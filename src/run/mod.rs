@@ -1,0 +1,440 @@
+//! One experiment from start to verdict: target, provisioning, the load
+//! with the consumer alongside, the drain, the books, the report.
+//!
+//! The phases are plain steps over one [`Experiment`]; each owns a stretch
+//! of the run's life and hands the next what it needs. Signals arrive as
+//! cancellation tokens, so an interrupted run takes the same path as a
+//! finished one, only with a shorter drain, and still writes its report.
+
+mod live;
+mod verdict;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::{self, context::ContextBuilder};
+use async_nats::Client;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::consumer::{advisory, DeadLetters, Workers};
+use crate::error::HarnessError;
+use crate::ledger::{Ledger, Live};
+use crate::progress::{self, Progress, Snapshot};
+use crate::provision::{self, Provisioned};
+use crate::publisher::{Publisher, Start};
+use crate::report::{ConsumerState, Report};
+use crate::scenario::Scenario;
+use crate::schedule::{Profile, Schedule};
+use crate::stats::{Latency, Stats};
+use crate::target::{self, embedded::EmbeddedCluster, ConnectionState};
+
+pub use live::LiveFigures;
+
+/// What a run needs besides the scenario.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Validated, with command-line overrides applied.
+    pub scenario: Scenario,
+    pub name: String,
+    pub file: PathBuf,
+    pub run_id: String,
+    pub seed: u64,
+    pub progress: progress::Mode,
+}
+
+/// Ctrl+C and friends. The first `interrupt` stops the schedule and drains
+/// briefly; `hard_stop` (a second Ctrl+C) cuts the drain short.
+#[derive(Debug, Clone, Default)]
+pub struct Signals {
+    pub interrupt: CancellationToken,
+    pub hard_stop: CancellationToken,
+}
+
+/// How the load phase ended.
+#[derive(Debug, Clone, Default)]
+struct Ending {
+    interrupted: bool,
+    aborted_by: Option<String>,
+}
+
+/// Everything that lives for the length of one run.
+struct Experiment {
+    config: RunConfig,
+    signals: Signals,
+    ledger: Arc<Ledger>,
+    stats: Arc<Stats>,
+    profile: Profile,
+    publisher_client: Client,
+    consumer_client: Client,
+    provisioned: Provisioned,
+    consumer: PullConsumer,
+    dead_letters: Arc<DeadLetters>,
+    publisher: Arc<Publisher>,
+    publish_stop: CancellationToken,
+    worker_stop: CancellationToken,
+    workers: TaskTracker,
+    connections: [Arc<ConnectionState>; 2],
+    target: crate::report::TargetInfo,
+    started_at: SystemTime,
+    start: Start,
+}
+
+/// Runs a scenario and returns its report, after writing nothing: the
+/// caller decides where the report goes. Errors are infrastructure or
+/// usage problems met before a verdict was possible.
+pub async fn run(config: RunConfig, signals: Signals) -> Result<Report, HarnessError> {
+    let s = &config.scenario;
+    let mut cluster = None;
+    let url = match &s.target.url {
+        Some(url) => url.clone(),
+        None => {
+            let started = EmbeddedCluster::start(s.target.nodes).await?;
+            let url = started.url();
+            tracing::info!(%url, nodes = s.target.nodes, "embedded nats-server ready");
+            cluster = Some(started);
+            url
+        }
+    };
+    let target = crate::report::TargetInfo {
+        url: target::redact(&url),
+        embedded: cluster.is_some(),
+        nodes: if cluster.is_some() { s.target.nodes } else { 0 },
+    };
+    let experiment = Experiment::set_up(config, signals, &url, target).await?;
+    let report = experiment.execute().await;
+    if let Some(cluster) = cluster {
+        cluster.shutdown().await;
+    }
+    Ok(report)
+}
+
+impl Experiment {
+    async fn set_up(
+        config: RunConfig,
+        signals: Signals,
+        url: &str,
+        target: crate::report::TargetInfo,
+    ) -> Result<Experiment, HarnessError> {
+        let s = &config.scenario;
+        let connections = [
+            Arc::new(ConnectionState::default()),
+            Arc::new(ConnectionState::default()),
+        ];
+        let publisher_client =
+            target::connect(&s.target, url, "harness-publisher", connections[0].clone()).await?;
+        let consumer_client =
+            target::connect(&s.target, url, "harness-consumer", connections[1].clone()).await?;
+        let js_publish = ContextBuilder::new()
+            .timeout(s.publish.timeout)
+            .max_ack_inflight(s.load.max_in_flight + 64)
+            .build(publisher_client.clone());
+        let provisioned = provision::provision(&js_publish, s).await?;
+        let js_consume = jetstream::new(consumer_client.clone());
+        let consumer: PullConsumer = js_consume
+            .get_consumer_from_stream(&s.consumer.durable, &s.stream.name)
+            .await
+            .map_err(|e| provision::ProvisionError::Api {
+                what: format!("consumer `{}`", s.consumer.durable),
+                message: e.to_string(),
+            })?;
+        let ledger = Arc::new(Ledger::new(config.run_id.clone()));
+        let stats = Arc::new(Stats::default());
+        let worker_stop = CancellationToken::new();
+        let workers = Workers::new(
+            consumer.clone(),
+            js_consume,
+            s,
+            ledger.clone(),
+            stats.clone(),
+            worker_stop.clone(),
+        );
+        let dead_letters = workers.dead_letters();
+        let tracker = TaskTracker::new();
+        let stream_consumer = js_publish_stream(&provisioned);
+        let watcher = advisory::watch(
+            &consumer_client,
+            stream_consumer,
+            &s.consumer.durable,
+            ledger.clone(),
+            dead_letters.clone(),
+            worker_stop.clone(),
+        )
+        .await
+        .map_err(|message| provision::ProvisionError::Api {
+            what: "the MAX_DELIVERIES advisory subscription".into(),
+            message,
+        })?;
+        tracker.spawn(async move {
+            let _ = watcher.await;
+        });
+        workers.spawn(&tracker, config.seed);
+        let publish_stop = CancellationToken::new();
+        let publisher = Arc::new(Publisher::new(
+            js_publish,
+            s,
+            ledger.clone(),
+            stats.clone(),
+            config.seed,
+            publish_stop.clone(),
+        ));
+        Ok(Experiment {
+            profile: Profile::from_load(&s.load),
+            config,
+            signals,
+            ledger,
+            stats,
+            publisher_client,
+            consumer_client,
+            provisioned,
+            consumer,
+            dead_letters,
+            publisher,
+            publish_stop,
+            worker_stop,
+            workers: tracker,
+            connections,
+            target,
+            started_at: SystemTime::now(),
+            start: Start {
+                instant: Instant::now(),
+                wall: SystemTime::now(),
+            },
+        })
+    }
+
+    async fn execute(mut self) -> Report {
+        let mut progress = Progress::new(self.config.progress, self.profile.duration());
+        self.started_at = SystemTime::now();
+        self.start = Start {
+            instant: Instant::now(),
+            wall: self.started_at,
+        };
+        let ending = self.load(&mut progress).await;
+        let load_time = self.start.instant.elapsed();
+        self.drain(&ending, &mut progress, load_time).await;
+        progress.finish();
+        let consumer_state = self.close().await;
+        self.report(ending, load_time, consumer_state).await
+    }
+
+    /// Runs the schedule, watching for signals and abort criteria.
+    async fn load(&self, progress: &mut Progress) -> Ending {
+        let schedule_stop = CancellationToken::new();
+        let schedule = Schedule::new(
+            self.profile.clone(),
+            self.config.scenario.load.arrivals,
+            self.config.seed,
+        );
+        let publisher = self.publisher.clone();
+        let (start, stop) = (self.start, schedule_stop.clone());
+        let mut schedule_task =
+            tokio::spawn(async move { publisher.run_schedule(schedule, start, stop).await });
+        let aborts = verdict::parse_all(&self.config.scenario.criteria.abort_on);
+        let mut ticker = tokio::time::interval(Duration::from_millis(250));
+        let mut ending = Ending::default();
+        let mut rate = RateMeter::default();
+        loop {
+            tokio::select! {
+                _ = &mut schedule_task => break,
+                _ = self.signals.interrupt.cancelled() => {
+                    tracing::warn!("interrupted: stopping the schedule, draining briefly, then writing the report");
+                    ending.interrupted = true;
+                    break;
+                }
+                _ = ticker.tick() => {
+                    let snapshot = self.snapshot("load", &mut rate).await;
+                    progress.update(&snapshot);
+                    if self.start.instant.elapsed() >= self.config.scenario.criteria.abort_grace {
+                        if let Some(failed) = verdict::first_failure(&aborts, &self.live_figures(snapshot.target_rate, snapshot.rate)) {
+                            tracing::error!(criterion = %failed, "abort criterion failed: stopping the run");
+                            ending.aborted_by = Some(failed);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        schedule_stop.cancel();
+        let _ = schedule_task.await;
+        ending
+    }
+
+    fn live_figures(&self, target_rate: f64, achieved_rate: f64) -> LiveFigures<'_> {
+        LiveFigures {
+            ledger: &self.ledger,
+            stats: &self.stats,
+            target_rate,
+            achieved_rate,
+        }
+    }
+
+    /// Waits for publishes to finish and the consumer to resolve every
+    /// published event, up to the drain timeout.
+    async fn drain(&self, ending: &Ending, progress: &mut Progress, load_time: Duration) {
+        let drain = &self.config.scenario.drain;
+        let short = ending.interrupted || ending.aborted_by.is_some();
+        let mut deadline = Instant::now()
+            + if short {
+                drain.interrupt_timeout
+            } else {
+                drain.timeout
+            };
+        let mut interrupted = ending.interrupted;
+        let mut rate = RateMeter::default();
+        while !self.settled() && Instant::now() < deadline {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = self.signals.hard_stop.cancelled() => break,
+                _ = self.signals.interrupt.cancelled(), if !interrupted => {
+                    interrupted = true;
+                    deadline = deadline.min(Instant::now() + drain.interrupt_timeout);
+                }
+            }
+            let mut snapshot = self.snapshot("drain", &mut rate).await;
+            snapshot.elapsed = load_time;
+            progress.update(&snapshot);
+        }
+        if !self.settled() {
+            tracing::warn!(
+                unresolved = self.ledger.unresolved_count(),
+                publishing = self.publisher.in_flight(),
+                "drain ended before everything settled"
+            );
+        }
+    }
+
+    fn settled(&self) -> bool {
+        self.publisher.in_flight() == 0 && self.ledger.unresolved_count() == 0
+    }
+
+    /// Stops the actors and confirms the consumer's acks with the server.
+    async fn close(&self) -> ConsumerState {
+        self.publish_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.publisher.wait()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.consumer_client.flush()).await;
+        let acks_confirmed = self.confirm_acks().await;
+        self.worker_stop.cancel();
+        self.workers.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.workers.wait()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.publisher_client.flush()).await;
+        let info = self.consumer.get_info().await.ok();
+        ConsumerState {
+            num_pending: info.as_ref().map_or(0, |i| i.num_pending),
+            num_ack_pending: info.as_ref().map_or(0, |i| i.num_ack_pending as u64),
+            num_redelivered: info.as_ref().map_or(0, |i| i.num_redelivered as u64),
+            acks_confirmed,
+            dead_letter_copies: self.dead_letters.copies(),
+        }
+    }
+
+    /// Every ack sent has reached the server once the consumer has nothing
+    /// pending acknowledgement; checked for a few seconds after a flush.
+    async fn confirm_acks(&self) -> bool {
+        if self.ledger.unresolved_count() > 0 {
+            return false;
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(info) = self.consumer.get_info().await {
+                if info.num_ack_pending == 0 {
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    async fn snapshot(&self, phase: &'static str, rate: &mut RateMeter) -> Snapshot {
+        let live = &self.ledger.live;
+        let elapsed = self.start.instant.elapsed();
+        let sent = Live::get(&live.sent);
+        let backlog = self
+            .consumer
+            .get_info()
+            .await
+            .ok()
+            .map(|i| i.num_pending + i.num_ack_pending as u64);
+        Snapshot {
+            phase,
+            elapsed,
+            total: self.profile.duration(),
+            sent,
+            published: Live::get(&live.published),
+            processed: Live::get(&live.processed),
+            dead_lettered: Live::get(&live.dead_lettered),
+            failed: Live::get(&live.publish_failed) + Live::get(&live.indeterminate),
+            in_flight: self.publisher.in_flight() as u64,
+            backlog,
+            rate: rate.update(sent),
+            target_rate: self.profile.rate_at(elapsed),
+            end_to_end_p99_ms: self.stats.summary(Latency::EndToEnd).p99,
+            success_rate: self.live_figures(0.0, 0.0).success_rate(),
+        }
+    }
+
+    async fn report(&self, ending: Ending, load_time: Duration, consumer: ConsumerState) -> Report {
+        let unresolved = self.ledger.unresolved();
+        let mut warnings = Vec::new();
+        let gone = match provision::gone_from_stream(&self.provisioned.stream, &unresolved).await {
+            Ok(gone) => gone,
+            Err(e) => {
+                warnings.push(format!("could not check which unresolved events are still stored ({e}); counted as pending"));
+                Vec::new()
+            }
+        };
+        let accounting = self.ledger.account(&gone);
+        let facts = verdict::Facts {
+            config: &self.config,
+            target: self.target.clone(),
+            started_at: self.started_at,
+            duration: self.start.instant.elapsed(),
+            load_time,
+            profile: &self.profile,
+            sent: Live::get(&self.ledger.live.sent),
+            stats: &self.stats,
+            reconnects: self
+                .connections
+                .iter()
+                .map(|c| c.reconnects.load(std::sync::atomic::Ordering::Relaxed))
+                .sum(),
+        };
+        verdict::build(
+            facts,
+            accounting,
+            consumer,
+            ending.interrupted,
+            ending.aborted_by,
+            warnings,
+        )
+    }
+}
+
+fn js_publish_stream(provisioned: &Provisioned) -> jetstream::stream::Stream {
+    provisioned.stream.clone()
+}
+
+/// Events per second between two looks.
+#[derive(Debug, Default)]
+struct RateMeter {
+    last: Option<(Instant, u64)>,
+    rate: f64,
+}
+
+impl RateMeter {
+    fn update(&mut self, count: u64) -> f64 {
+        let now = Instant::now();
+        match self.last {
+            Some((at, before)) if now.duration_since(at) >= Duration::from_secs(1) => {
+                self.rate = (count - before) as f64 / now.duration_since(at).as_secs_f64();
+                self.last = Some((now, count));
+            }
+            None => self.last = Some((now, count)),
+            _ => {}
+        }
+        self.rate
+    }
+}

@@ -1,0 +1,158 @@
+//! From the closed books to the report: rates, latencies, criteria,
+//! warnings, and whether the run passed.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use crate::criteria::{self, Criterion, Figures};
+use crate::ledger::Accounting;
+use crate::report::{ConsumerState, Rates, Report, TargetInfo, SCHEMA_VERSION};
+use crate::schedule::Profile;
+use crate::stats::{Latency, Stats};
+
+use super::RunConfig;
+
+/// Schedule lag beyond which the harness says it could not keep up.
+const SATURATION_LAG_MS: f64 = 10.0;
+
+/// Parses expressions that validation already accepted.
+pub fn parse_all(expressions: &[String]) -> Vec<Criterion> {
+    expressions
+        .iter()
+        .filter_map(|e| criteria::parse(e).ok())
+        .collect()
+}
+
+/// The first criterion that fails on figures known now. A figure that is
+/// not known yet (None) does not fail a live check.
+pub fn first_failure(criteria: &[Criterion], figures: &dyn Figures) -> Option<String> {
+    criteria
+        .iter()
+        .map(|c| c.evaluate(figures))
+        .find(|o| o.actual.is_some() && !o.passed)
+        .map(|o| o.expression)
+}
+
+/// What the run observed, besides the accounting.
+pub struct Facts<'a> {
+    pub config: &'a RunConfig,
+    pub target: TargetInfo,
+    pub started_at: SystemTime,
+    pub duration: Duration,
+    pub load_time: Duration,
+    pub profile: &'a Profile,
+    pub sent: u64,
+    pub stats: &'a Stats,
+    pub reconnects: u64,
+}
+
+fn rates(facts: &Facts) -> Rates {
+    let window = facts.load_time.min(facts.profile.duration());
+    let secs = window.as_secs_f64().max(1e-9);
+    Rates {
+        target: facts.profile.events_by(window) / secs,
+        achieved: facts.sent as f64 / secs,
+    }
+}
+
+/// The scenario as run, without secrets.
+fn config_json(config: &RunConfig) -> serde_json::Value {
+    let mut scenario = config.scenario.clone();
+    scenario.name = Some(config.name.clone());
+    scenario.load.seed = Some(config.seed);
+    scenario.target.url = scenario.target.url.as_deref().map(crate::target::redact);
+    for secret in [&mut scenario.target.password, &mut scenario.target.token] {
+        if secret.is_some() {
+            *secret = Some("***".into());
+        }
+    }
+    serde_json::to_value(&scenario).unwrap_or(serde_json::Value::Null)
+}
+
+fn warnings(report: &Report, reconnects: u64, mut warnings: Vec<String>) -> Vec<String> {
+    let lag = &report.latency["schedule_lag"];
+    if report.saturated {
+        warnings.push(format!(
+            "the harness could not hold its schedule (schedule_lag p99 {:.2} ms, achieved {:.1} of {:.1} events/s, {} sends held back by max_in_flight): \
+             the figures describe the harness's limit, not only the target's",
+            lag.p99, report.rates.achieved, report.rates.target, report.counts.held_back
+        ));
+    }
+    if !report.counts.invariants_hold() {
+        warnings.push("an accounting invariant is broken: this is a harness bug, please report it with the JSON report".into());
+    }
+    if !report.consumer.acks_confirmed && report.counts.pending == 0 && !report.interrupted {
+        warnings.push(
+            "the server still counted acks pending at the end; some acks may not have arrived"
+                .into(),
+        );
+    }
+    if reconnects > 0 {
+        warnings.push(format!("{reconnects} reconnects to NATS during the run"));
+    }
+    warnings
+}
+
+pub fn build(
+    facts: Facts,
+    counts: Accounting,
+    consumer: ConsumerState,
+    interrupted: bool,
+    aborted_by: Option<String>,
+    extra_warnings: Vec<String>,
+) -> Report {
+    let latency: BTreeMap<String, _> = Latency::ALL
+        .into_iter()
+        .map(|l| (l.name().to_string(), facts.stats.summary(l)))
+        .collect();
+    let rates = rates(&facts);
+    let completed = !interrupted && aborted_by.is_none();
+    let saturated = latency["schedule_lag"].p99 > SATURATION_LAG_MS
+        || (completed && rates.achieved < 0.99 * rates.target);
+    let success_rate = if counts.scheduled == 0 {
+        0.0
+    } else {
+        counts.processed as f64 / counts.scheduled as f64
+    };
+    let config = facts.config;
+    let mut report = Report {
+        schema_version: SCHEMA_VERSION,
+        harness_version: env!("CARGO_PKG_VERSION").to_string(),
+        scenario: config.name.clone(),
+        scenario_file: config.file.display().to_string(),
+        run_id: config.run_id.clone(),
+        started_at: humantime::format_rfc3339_seconds(facts.started_at).to_string(),
+        duration_secs: facts.duration.as_secs_f64(),
+        load_secs: facts.load_time.as_secs_f64(),
+        target: facts.target,
+        config: config_json(config),
+        counts,
+        rates,
+        success_rate,
+        latency,
+        consumer,
+        criteria: Vec::new(),
+        faults: Vec::new(),
+        interrupted,
+        aborted_by,
+        saturated,
+        warnings: Vec::new(),
+        passed: false,
+    };
+    let expressions = config
+        .scenario
+        .criteria
+        .checks
+        .iter()
+        .chain(&config.scenario.criteria.abort_on);
+    report.criteria = parse_all(&expressions.cloned().collect::<Vec<_>>())
+        .iter()
+        .map(|c| c.evaluate(&report))
+        .collect();
+    report.warnings = warnings(&report, facts.reconnects, extra_warnings);
+    report.passed = !report.interrupted
+        && report.aborted_by.is_none()
+        && report.counts.invariants_hold()
+        && report.criteria.iter().all(|c| c.passed);
+    report
+}

