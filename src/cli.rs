@@ -118,7 +118,8 @@ pub fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), HarnessEr
     if args.duration.is_some() || args.rate.is_some() {
         if !s.load.phases.is_empty() {
             return Err(HarnessError::Usage(
-                "--duration and --rate apply to constant-rate scenarios; this one has load.phases".into(),
+                "--duration and --rate apply to constant-rate scenarios; this one has load.phases"
+                    .into(),
             ));
         }
         if let Some(duration) = args.duration {
@@ -167,10 +168,12 @@ async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessErr
     let report = run::run(config, signals).await?;
     print!("{}", summary::render(&report));
     if let Some(path) = &args.report_json {
-        report.write_json(path).map_err(|source| HarnessError::Output {
-            path: path.clone(),
-            source,
-        })?;
+        report
+            .write_json(path)
+            .map_err(|source| HarnessError::Output {
+                path: path.clone(),
+                source,
+            })?;
         println!("  report: {}", path.display());
     }
     Ok(report.exit_code())
@@ -183,7 +186,10 @@ mod tests {
     #[test]
     fn run_ids_are_checked_or_generated() {
         assert_eq!(run_id(Some("ci_42")).unwrap(), "ci_42");
-        assert!(run_id(Some("has-dash")).is_err(), "a dash would make ids ambiguous");
+        assert!(
+            run_id(Some("has-dash")).is_err(),
+            "a dash would make ids ambiguous"
+        );
         assert!(run_id(Some("")).is_err());
         let generated = run_id(None).unwrap();
         assert_eq!(generated.len(), 9);
@@ -194,8 +200,19 @@ mod tests {
     fn the_command_line_parses_and_documents_itself() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
-        let cli = Cli::try_parse_from(["harness", "run", "s.toml", "--rate", "50", "--duration", "30s"]).unwrap();
-        let Command::Run(args) = cli.command else { panic!("run expected") };
+        let cli = Cli::try_parse_from([
+            "harness",
+            "run",
+            "s.toml",
+            "--rate",
+            "50",
+            "--duration",
+            "30s",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("run expected")
+        };
         assert_eq!(args.rate, Some(50.0));
         assert_eq!(args.duration, Some(Duration::from_secs(30)));
     }

@@ -21,6 +21,7 @@
 //! - [`error`]: the errors a user can cause, and the exit codes.
 
 pub mod backoff;
+pub mod cli;
 pub mod consumer;
 pub mod criteria;
 pub mod error;
@@ -30,9 +31,8 @@ pub mod progress;
 pub mod provision;
 pub mod publisher;
 pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod schedule;
 pub mod stats;
 pub mod target;
-// pub mod cli;
-pub mod run;

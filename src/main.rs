@@ -1,1 +1,61 @@
-fn main() {}
+//! `harness`: parses the command line, sets up logging, signals and the
+//! runtime, runs the library and exits with the verdict's code.
+
+use clap::Parser;
+use harness::cli::{self, Cli, LogFormat};
+use harness::run::Signals;
+use tracing_subscriber::EnvFilter;
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(harness::error::exit::INFRASTRUCTURE);
+        }
+    };
+    let code = runtime.block_on(async {
+        let signals = Signals::default();
+        tokio::spawn(watch_signals(signals.clone()));
+        cli::execute(cli, signals).await
+    });
+    // Do not wait for lingering tasks (a stuck connection) on the way out.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    std::process::exit(code);
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// First Ctrl+C or SIGTERM: stop the schedule, drain briefly, report.
+/// Second: cut the drain short; the report is still written.
+async fn watch_signals(signals: Signals) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot install signal handlers");
+        return;
+    };
+    for token in [&signals.interrupt, &signals.hard_stop] {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        token.cancel();
+    }
+}

@@ -217,7 +217,17 @@ impl Experiment {
         self.drain(&ending, &mut progress, load_time).await;
         progress.finish();
         let consumer_state = self.close().await;
-        self.report(ending, load_time, consumer_state).await
+        let report = self.report(ending, load_time, consumer_state).await;
+        for (client, state) in [&self.publisher_client, &self.consumer_client]
+            .into_iter()
+            .zip(&self.connections)
+        {
+            state
+                .closing
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = tokio::time::timeout(Duration::from_secs(2), client.drain()).await;
+        }
+        report
     }
 
     /// Runs the schedule, watching for signals and abort criteria.
@@ -230,6 +240,7 @@ impl Experiment {
         );
         let publisher = self.publisher.clone();
         let (start, stop) = (self.start, schedule_stop.clone());
+        let mut schedule_done = false;
         let mut schedule_task =
             tokio::spawn(async move { publisher.run_schedule(schedule, start, stop).await });
         let aborts = verdict::parse_all(&self.config.scenario.criteria.abort_on);
@@ -238,7 +249,10 @@ impl Experiment {
         let mut rate = RateMeter::default();
         loop {
             tokio::select! {
-                _ = &mut schedule_task => break,
+                _ = &mut schedule_task => {
+                    schedule_done = true;
+                    break;
+                }
                 _ = self.signals.interrupt.cancelled() => {
                     tracing::warn!("interrupted: stopping the schedule, draining briefly, then writing the report");
                     ending.interrupted = true;
@@ -258,7 +272,9 @@ impl Experiment {
             }
         }
         schedule_stop.cancel();
-        let _ = schedule_task.await;
+        if !schedule_done {
+            let _ = schedule_task.await;
+        }
         ending
     }
 

@@ -1,13 +1,19 @@
-//! Scenario files: reading, locating errors, validating, applying overrides.
+//! Scenario files: reading, locating errors, validating.
 //!
 //! `load` turns a TOML file into a validated [`Scenario`]; every error names
-//! the file, line, column and key, and says what is allowed.
+//! the file, line, column and key, and says what is allowed. `validate`
+//! runs again after command-line overrides.
 
+mod error;
+mod load;
+mod locate;
 mod model;
 pub mod units;
-
-pub use model::*;
-pub use units::ByteSize;
-mod error;
+mod validate;
 
 pub use error::ScenarioError;
+pub use load::{load, parse};
+pub use locate::locate;
+pub use model::*;
+pub use units::ByteSize;
+pub use validate::{subject_matches, validate, Invalid};

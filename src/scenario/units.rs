@@ -16,9 +16,9 @@ impl ByteSize {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let number: f64 = number
-            .parse()
-            .map_err(|_| format!("`{text}` is not a size; write e.g. \"256B\", \"64KiB\", \"10GiB\""))?;
+        let number: f64 = number.parse().map_err(|_| {
+            format!("`{text}` is not a size; write e.g. \"256B\", \"64KiB\", \"10GiB\"")
+        })?;
         let factor: u64 = match unit.trim() {
             "" | "B" => 1,
             "k" | "kB" | "KB" => 1_000,
@@ -41,9 +41,14 @@ impl ByteSize {
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [(u64, &str); 4] = [(1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+        const UNITS: [(u64, &str); 4] = [
+            (1 << 40, "TiB"),
+            (1 << 30, "GiB"),
+            (1 << 20, "MiB"),
+            (1 << 10, "KiB"),
+        ];
         for (factor, unit) in UNITS {
-            if self.0 >= factor && self.0 % factor == 0 {
+            if self.0 >= factor && self.0.is_multiple_of(factor) {
                 return write!(f, "{}{unit}", self.0 / factor);
             }
         }
@@ -95,7 +100,9 @@ pub mod duration_list {
         texts.serialize(serializer)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Duration>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Duration>, D::Error> {
         let list: Vec<humantime_serde::Serde<Duration>> = Vec::deserialize(deserializer)?;
         Ok(list.into_iter().map(|d| d.into_inner()).collect())
     }

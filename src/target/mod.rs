@@ -41,6 +41,8 @@ pub struct ConnectionState {
     established: AtomicBool,
     pub reconnects: AtomicU64,
     pub disconnects: AtomicU64,
+    /// Set when the run closes the connection on purpose.
+    pub closing: AtomicBool,
 }
 
 impl ConnectionState {
@@ -121,6 +123,9 @@ pub async fn connect(
                 }
                 Event::Disconnected => {
                     events.connected.store(false, Ordering::Relaxed);
+                    if events.closing.load(Ordering::Relaxed) {
+                        return;
+                    }
                     events.disconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!("disconnected from NATS");
                 }

@@ -1,0 +1,372 @@
+//! Checks a parsed scenario for values that parse but cannot work: rates,
+//! ratios, names, subjects, and settings that contradict each other.
+
+use std::time::Duration;
+
+use super::{Distribution, PayloadKind, Phase, Scenario};
+
+/// The first invalid value found, by its dotted key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub key: String,
+    pub message: String,
+}
+
+type Check = Result<(), Invalid>;
+
+fn require(ok: bool, key: &str, message: impl FnOnce() -> String) -> Check {
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid {
+            key: key.to_string(),
+            message: message(),
+        })
+    }
+}
+
+/// Every check, in file order: target, stream, load, publish, consumer, criteria.
+pub fn validate(s: &Scenario) -> Check {
+    target(s)?;
+    stream(s)?;
+    load(s)?;
+    publish(s)?;
+    consumer(s)?;
+    criteria(s)
+}
+
+fn target(s: &Scenario) -> Check {
+    let t = &s.target;
+    require((1..=5).contains(&t.nodes), "target.nodes", || {
+        format!("{} nodes: an embedded target has 1 to 5", t.nodes)
+    })?;
+    if t.url.is_none() {
+        require(s.stream.replicas <= t.nodes, "stream.replicas", || {
+            format!(
+                "{} replicas need at least as many nodes; set target.nodes = {}",
+                s.stream.replicas, s.stream.replicas
+            )
+        })?;
+        require(
+            t.tls.is_none() && t.credentials.is_none(),
+            "target.url",
+            || "TLS and credentials apply to an external server; set target.url".into(),
+        )?;
+    }
+    require(
+        t.user.is_some() == t.password.is_some(),
+        "target.user",
+        || "user and password go together; set both or neither".into(),
+    )?;
+    require(
+        t.connect_timeout > Duration::ZERO,
+        "target.connect_timeout",
+        || "must be above 0s".into(),
+    )
+}
+
+/// A NATS stream or consumer name: no whitespace, dots, wildcards or separators.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+}
+
+fn valid_subject(subject: &str, wildcards: bool) -> bool {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    !subject.is_empty()
+        && tokens.iter().enumerate().all(|(i, t)| {
+            !t.is_empty()
+                && !t.chars().any(char::is_whitespace)
+                && (wildcards && (*t == "*" || (*t == ">" && i == tokens.len() - 1))
+                    || !t.contains(['*', '>']))
+        })
+}
+
+/// NATS subject matching: `*` matches one token, `>` one or more at the end.
+pub fn subject_matches(pattern: &str, subject: &str) -> bool {
+    let mut subject_tokens = subject.split('.');
+    for p in pattern.split('.') {
+        match (p, subject_tokens.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (p, Some(t)) if p == t => {}
+            _ => return false,
+        }
+    }
+    subject_tokens.next().is_none()
+}
+
+fn stream(s: &Scenario) -> Check {
+    let st = &s.stream;
+    require(valid_name(&st.name), "stream.name", || {
+        format!(
+            "`{}` is not a stream name: no spaces, dots, `*`, `>` or slashes",
+            st.name
+        )
+    })?;
+    require(!st.subjects.is_empty(), "stream.subjects", || {
+        "list at least one subject".into()
+    })?;
+    for (i, subject) in st.subjects.iter().enumerate() {
+        require(
+            valid_subject(subject, true),
+            &format!("stream.subjects[{i}]"),
+            || {
+                format!("`{subject}` is not a subject: dot-separated tokens, `*` for one token, `>` only last")
+            },
+        )?;
+    }
+    require((1..=5).contains(&st.replicas), "stream.replicas", || {
+        format!("{}: use 1 to 5", st.replicas)
+    })?;
+    require(
+        st.duplicate_window > Duration::ZERO,
+        "stream.duplicate_window",
+        || "must be above 0s: retries are deduplicated within it".into(),
+    )?;
+    require(
+        st.max_messages == -1 || st.max_messages > 0,
+        "stream.max_messages",
+        || "use -1 for no limit, or a positive count".into(),
+    )
+}
+
+fn load(s: &Scenario) -> Check {
+    let l = &s.load;
+    require(valid_subject(&l.subject, false), "load.subject", || {
+        format!(
+            "`{}` is not a subject to publish to (no wildcards, no empty tokens)",
+            l.subject
+        )
+    })?;
+    require(
+        s.stream
+            .subjects
+            .iter()
+            .any(|p| subject_matches(p, &l.subject)),
+        "load.subject",
+        || {
+            format!(
+                "`{}` is not captured by stream.subjects {:?}",
+                l.subject, s.stream.subjects
+            )
+        },
+    )?;
+    if l.phases.is_empty() {
+        let rate = l.rate.unwrap_or(0.0);
+        require(l.rate.is_some(), "load.rate", || {
+            "set a rate in events/s (with duration), or list load.phases".into()
+        })?;
+        require(rate.is_finite() && rate > 0.0, "load.rate", || {
+            format!("{rate}: must be above 0 events/s")
+        })?;
+        let duration = l.duration.unwrap_or_default();
+        require(duration > Duration::ZERO, "load.duration", || {
+            "set how long the load runs, e.g. \"30s\" or \"5m\"".into()
+        })?;
+    } else {
+        require(l.rate.is_none(), "load.rate", || {
+            "give either rate (with duration) or phases, not both".into()
+        })?;
+        for (i, phase) in l.phases.iter().enumerate() {
+            self::phase(phase, &format!("load.phases[{i}]"))?;
+        }
+        let total: Duration = l.phases.iter().map(Phase::duration).sum();
+        if let Some(duration) = l.duration {
+            require(duration == total, "load.duration", || {
+                format!(
+                    "{} differs from the phases' total {}; leave it out",
+                    humantime::format_duration(duration),
+                    humantime::format_duration(total)
+                )
+            })?;
+        }
+    }
+    require(l.max_in_flight >= 1, "load.max_in_flight", || {
+        "must be at least 1".into()
+    })?;
+    let size = l.payload.size.0;
+    require((1..=8 << 20).contains(&size), "load.payload.size", || {
+        format!("{size} bytes: use 1B to 8MiB")
+    })?;
+    require(
+        l.payload.kind != PayloadKind::Json || size >= 128,
+        "load.payload.size",
+        || {
+            format!("{size} bytes is too small for a JSON event (at least 128B); use kind = \"random\" for tiny payloads")
+        },
+    )
+}
+
+fn phase(phase: &Phase, key: &str) -> Check {
+    require(
+        phase.duration() > Duration::ZERO,
+        &format!("{key}.duration"),
+        || "must be above 0s".into(),
+    )?;
+    let rate_ok = |r: f64| r.is_finite() && r >= 0.0;
+    match *phase {
+        Phase::Constant { rate, .. } => require(rate_ok(rate), &format!("{key}.rate"), || {
+            format!("{rate}: must be 0 or more events/s")
+        }),
+        Phase::Ramp { from, to, .. } | Phase::Step { from, to, .. } => {
+            require(rate_ok(from), &format!("{key}.from"), || {
+                format!("{from}: must be 0 or more events/s")
+            })?;
+            require(rate_ok(to), &format!("{key}.to"), || {
+                format!("{to}: must be 0 or more events/s")
+            })?;
+            require(from > 0.0 || to > 0.0, &format!("{key}.to"), || {
+                "a ramp or step from 0 to 0 sends nothing".into()
+            })?;
+            if let Phase::Step { steps, .. } = *phase {
+                require(steps >= 1, &format!("{key}.steps"), || {
+                    "must be at least 1".into()
+                })?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn publish(s: &Scenario) -> Check {
+    let p = &s.publish;
+    require(p.timeout > Duration::ZERO, "publish.timeout", || {
+        "must be above 0s".into()
+    })?;
+    require(
+        p.backoff.multiplier.is_finite() && p.backoff.multiplier >= 1.0,
+        "publish.backoff.multiplier",
+        || format!("{}: must be 1 or more", p.backoff.multiplier),
+    )?;
+    require(
+        (0.0..=1.0).contains(&p.backoff.jitter),
+        "publish.backoff.jitter",
+        || format!("{}: a share within [0, 1]", p.backoff.jitter),
+    )?;
+    require(
+        p.backoff.max >= p.backoff.initial,
+        "publish.backoff.max",
+        || "must be at least backoff.initial".into(),
+    )
+}
+
+fn consumer(s: &Scenario) -> Check {
+    let c = &s.consumer;
+    require(valid_name(&c.durable), "consumer.durable", || {
+        format!(
+            "`{}` is not a consumer name: no spaces, dots, `*`, `>`",
+            c.durable
+        )
+    })?;
+    require(
+        valid_name(&c.dead_letter_stream),
+        "consumer.dead_letter_stream",
+        || format!("`{}` is not a stream name", c.dead_letter_stream),
+    )?;
+    require(
+        c.dead_letter_stream != s.stream.name,
+        "consumer.dead_letter_stream",
+        || "must differ from stream.name".into(),
+    )?;
+    require(
+        valid_subject(&c.dead_letter_subject, false),
+        "consumer.dead_letter_subject",
+        || format!("`{}` is not a subject to publish to", c.dead_letter_subject),
+    )?;
+    require(
+        !s.stream
+            .subjects
+            .iter()
+            .any(|p| subject_matches(p, &c.dead_letter_subject)),
+        "consumer.dead_letter_subject",
+        || {
+            format!("`{}` is captured by stream.subjects: dead letters would loop back into the stream under test", c.dead_letter_subject)
+        },
+    )?;
+    require(c.workers >= 1, "consumer.workers", || {
+        "must be at least 1".into()
+    })?;
+    require(c.batch >= 1, "consumer.batch", || {
+        "must be at least 1".into()
+    })?;
+    require(
+        c.max_deliver >= 1 || c.max_deliver == -1,
+        "consumer.max_deliver",
+        || "use -1 for unlimited, or 1 or more".into(),
+    )?;
+    require(
+        c.max_deliver == -1 || c.backoff.len() < c.max_deliver as usize,
+        "consumer.backoff",
+        || "JetStream needs max_deliver above the number of backoff steps".into(),
+    )?;
+    require(
+        c.max_ack_pending >= 1 || c.max_ack_pending == -1,
+        "consumer.max_ack_pending",
+        || "use -1 for unlimited, or 1 or more".into(),
+    )?;
+    require(
+        c.processing_timeout > Duration::ZERO,
+        "consumer.processing_timeout",
+        || "must be above 0s".into(),
+    )?;
+    require(
+        c.processing_timeout <= c.ack_wait,
+        "consumer.processing_timeout",
+        || {
+            format!(
+            "{} is above ack_wait {}: a handler must finish or be NAKed before the server redelivers",
+            humantime::format_duration(c.processing_timeout),
+            humantime::format_duration(c.ack_wait)
+        )
+        },
+    )?;
+    for (key, ratio) in [
+        ("consumer.timeout_ratio", c.timeout_ratio),
+        ("consumer.error_ratio", c.error_ratio),
+    ] {
+        require((0.0..=1.0).contains(&ratio), key, || {
+            format!("{ratio}: a share within [0, 1]")
+        })?;
+    }
+    require(
+        c.timeout_ratio + c.error_ratio <= 1.0,
+        "consumer.error_ratio",
+        || "timeout_ratio + error_ratio must not exceed 1".into(),
+    )?;
+    let p = &c.processing;
+    match p.distribution {
+        Distribution::Uniform => require(
+            p.max >= p.min && p.max > Duration::ZERO,
+            "consumer.processing.max",
+            || "a uniform distribution needs max above 0 and at least min".into(),
+        ),
+        Distribution::Normal | Distribution::Exponential => {
+            require(p.mean > Duration::ZERO, "consumer.processing.mean", || {
+                "must be above 0s for this distribution".into()
+            })
+        }
+        Distribution::Constant => Ok(()),
+    }
+}
+
+fn criteria(s: &Scenario) -> Check {
+    let c = &s.criteria;
+    for (list, key) in [
+        (&c.checks, "criteria.checks"),
+        (&c.abort_on, "criteria.abort_on"),
+    ] {
+        for (i, expression) in list.iter().enumerate() {
+            crate::criteria::parse(expression).map_err(|e| Invalid {
+                key: format!("{key}[{i}]"),
+                message: e.to_string(),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+use std::path::Path;
+
+use super::*;
+use crate::scenario::parse;
+
+const MINIMAL: &str = "[load]\nrate = 10\nduration = \"30s\"\n";
+
+fn error_of(text: &str) -> crate::scenario::ScenarioError {
+    parse(text, Path::new("s.toml")).expect_err("the scenario should be rejected")
+}
+
+#[test]
+fn a_minimal_scenario_takes_every_default() {
+    let s = parse(MINIMAL, Path::new("s.toml")).unwrap();
+    assert_eq!(s.load.rate, Some(10.0));
+    assert_eq!(s.publish.timeout, Duration::from_secs(10));
+    assert_eq!(s.publish.max_retries, 3);
+    assert_eq!(s.consumer.ack_wait, Duration::from_secs(30));
+    assert_eq!(s.consumer.max_deliver, 5);
+    assert_eq!(s.consumer.processing_timeout, Duration::from_secs(30));
+    assert_eq!(s.stream.storage, crate::scenario::Storage::File);
+    assert_eq!(
+        s.name_or_stem(Path::new("dir/5min-10eps.toml")),
+        "5min-10eps"
+    );
+}
+
+#[test]
+fn an_unknown_key_names_its_place_and_the_allowed_keys() {
+    let e = error_of("[load]\nrat = 5\n");
+    assert_eq!((e.line, e.column, e.key.as_str()), (2, 1, "load.rat"));
+    assert!(
+        e.message.contains("unknown field `rat`") && e.message.contains("`rate`"),
+        "{}",
+        e.message
+    );
+    assert!(e.to_string().starts_with("s.toml:2:1: `load.rat`: "), "{e}");
+}
+
+#[test]
+fn a_bad_duration_says_how_to_write_one() {
+    let e = error_of("[load]\nrate = 10\nduration = \"5 minutes!\"\n");
+    assert_eq!((e.line, e.key.as_str()), (3, "load.duration"));
+    assert!(e.message.contains("\"30s\""), "{}", e.message);
+}
+
+#[test]
+fn a_bad_enum_value_lists_the_allowed_ones() {
+    let e = error_of("[stream]\nstorage = \"disk\"\n[load]\nrate = 1\nduration = \"1s\"\n");
+    assert_eq!((e.line, e.key.as_str()), (2, "stream.storage"));
+    assert!(
+        e.message.contains("`file`") && e.message.contains("`memory`"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn a_syntax_error_has_a_place() {
+    let e = error_of("[load\nrate = 1\n");
+    assert_eq!(e.line, 1);
+    assert!(e.column > 1);
+}
+
+#[test]
+fn a_bad_size_is_explained() {
+    let e =
+        error_of("[load]\nrate = 1\nduration = \"1s\"\n[load.payload]\nsize = \"10 parsecs\"\n");
+    assert_eq!((e.line, e.key.as_str()), (5, "load.payload.size"));
+    assert!(e.message.contains("KiB"), "{}", e.message);
+}
+
+#[test]
+fn invalid_values_point_at_their_key() {
+    let cases = [
+        ("[load]\nrate = 0\nduration = \"1s\"\n", 2, "load.rate"),
+        ("[load]\nrate = 10\n", 1, "load.duration"),
+        ("[load]\nrate = 1\nduration = \"1s\"\n[consumer]\nerror_ratio = 1.5\n", 5, "consumer.error_ratio"),
+        ("[load]\nrate = 1\nduration = \"1s\"\n[consumer]\ntimeout_ratio = 0.6\nerror_ratio = 0.6\n", 6, "consumer.error_ratio"),
+        ("[load]\nrate = 1\nduration = \"1s\"\n[consumer]\nprocessing_timeout = \"40s\"\n", 5, "consumer.processing_timeout"),
+        ("[load]\nrate = 1\nduration = \"1s\"\n[consumer]\ndead_letter_subject = \"harness.events.dlq\"\n", 5, "consumer.dead_letter_subject"),
+        ("[load]\nrate = 1\nduration = \"1s\"\nsubject = \"other.subject\"\n", 4, "load.subject"),
+        ("[stream]\nname = \"has.dot\"\n[load]\nrate = 1\nduration = \"1s\"\n", 2, "stream.name"),
+        ("[stream]\nreplicas = 3\n[load]\nrate = 1\nduration = \"1s\"\n", 2, "stream.replicas"),
+        ("[load]\nrate = 1\nduration = \"1s\"\n[criteria]\nchecks = [\"lost == 0\", \"lots < 3\"]\n", 5, "criteria.checks[1]"),
+        ("[load]\nrate = 1\nduration = \"1s\"\n[load.payload]\nsize = 16\n", 5, "load.payload.size"),
+        ("[load]\nrate = 1\nduration = \"1s\"\n[publish.backoff]\njitter = 2\n", 5, "publish.backoff.jitter"),
+    ];
+    for (text, line, key) in cases {
+        let e = error_of(text);
+        assert_eq!((e.line, e.key.as_str()), (line, key), "{text}\n→ {e}");
+        assert!(!e.message.is_empty());
+    }
+}
+
+#[test]
+fn phases_are_checked_one_by_one() {
+    let text = "[load]\n[[load.phases]]\nkind = \"constant\"\nduration = \"10s\"\nrate = 5\n[[load.phases]]\nkind = \"ramp\"\nduration = \"10s\"\nfrom = 0\nto = 0\n";
+    let e = error_of(text);
+    assert_eq!((e.line, e.key.as_str()), (10, "load.phases[1].to"));
+    let ok = "[load]\n[[load.phases]]\nkind = \"step\"\nduration = \"30s\"\nfrom = 10\nto = 30\nsteps = 3\n";
+    assert!(parse(ok, Path::new("s.toml")).is_ok());
+    let both =
+        "[load]\nrate = 5\n[[load.phases]]\nkind = \"constant\"\nduration = \"10s\"\nrate = 5\n";
+    assert_eq!(error_of(both).key, "load.rate");
+}
+
+#[test]
+fn subjects_match_like_nats() {
+    assert!(subject_matches("a.>", "a.b.c"));
+    assert!(!subject_matches("a.>", "a"));
+    assert!(subject_matches("a.*.c", "a.b.c"));
+    assert!(!subject_matches("a.*", "a.b.c"));
+    assert!(subject_matches("a.b", "a.b"));
+    assert!(!subject_matches("a.b", "a.bc"));
+}
+
+#[test]
+fn names_and_subjects_are_checked() {
+    assert!(
+        valid_name("HARNESS_DLQ") && !valid_name("a b") && !valid_name("a.b") && !valid_name("")
+    );
+    assert!(valid_subject("a.*.>", true) && !valid_subject("a.>.b", true));
+    assert!(!valid_subject("a..b", false) && !valid_subject("a.*", false));
+}

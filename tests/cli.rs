@@ -1,0 +1,197 @@
+//! The binary's contract: exit codes, messages and the report file, checked
+//! by running `harness` as a user or a CI job would.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::NatsServer;
+
+fn harness() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
+    command.env_remove("HARNESS_NATS_URL").env("CI", "true");
+    command
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+const SHORT: &str = r#"
+[load]
+rate = 20
+duration = "2s"
+[drain]
+timeout = "10s"
+"#;
+
+#[tokio::test]
+async fn a_failing_criterion_exits_1_and_names_its_actual_value() {
+    let server = NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "fail.toml",
+        &format!("{SHORT}[criteria]\nchecks = [\"processed > 1000\", \"lost == 0\"]\n"),
+    );
+    let report = dir.path().join("report.json");
+    let output = harness()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--nats-url",
+            &server.url(),
+            "--report-json",
+        ])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("FAIL  processed > 1000") && stdout.contains("actual 40"),
+        "{}",
+        text(&output)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["passed"], false);
+    assert_eq!(json["criteria"][0]["passed"], false);
+    assert_eq!(json["criteria"][0]["actual"], 40.0);
+    assert_eq!(json["criteria"][1]["passed"], true);
+}
+
+#[test]
+fn an_unreachable_server_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "s.toml",
+        &format!("{SHORT}[target]\nconnect_timeout = \"1s\"\n"),
+    );
+    let started = Instant::now();
+    let output = harness()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--nats-url",
+            "nats://127.0.0.1:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot connect to NATS at nats://127.0.0.1:1"),
+        "{}",
+        text(&output)
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn a_malformed_scenario_exits_2_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "bad.toml",
+        "[load]\nrate = 10\nduraton = \"5s\"\n",
+    );
+    let output = harness()
+        .args(["run", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let place = format!("{}:3:1", file.display());
+    assert!(
+        stderr.contains(&place) && stderr.contains("load.duraton"),
+        "{}",
+        text(&output)
+    );
+
+    let output = harness()
+        .args(["validate", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+}
+
+#[test]
+fn every_shipped_scenario_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3);
+    let output = harness().arg("validate").args(&files).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout)
+            .matches(": ok")
+            .count(),
+        files.len()
+    );
+}
+
+/// SIGINT on a running (embedded-target) run: the schedule stops, the
+/// report is written as partial, and the process exits 130.
+#[test]
+fn sigint_writes_the_partial_report_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "long.toml",
+        "[load]\nrate = 50\nduration = \"5m\"\n[criteria]\nchecks = [\"lost == 0\"]\n",
+    );
+    let report = dir.path().join("partial.json");
+    let mut child = harness()
+        .args(["run", file.to_str().unwrap(), "--report-json"])
+        .arg(&report)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until events flow: the embedded server is up and the schedule runs.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "no exit 30 s after SIGINT");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", text(&output));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["interrupted"], true);
+    assert_eq!(json["passed"], false);
+    let scheduled = json["counts"]["scheduled"].as_u64().unwrap();
+    assert!(
+        scheduled > 0 && scheduled < 15_000,
+        "stopped early: {scheduled}"
+    );
+    assert_eq!(json["counts"]["lost"], 0);
+    let invariants = json["counts"]["invariants"].as_array().unwrap();
+    assert!(
+        invariants.iter().all(|i| i["holds"] == true),
+        "{invariants:?}"
+    );
+}

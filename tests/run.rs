@@ -1,0 +1,205 @@
+//! Whole runs against a real nats-server, in-process through the library's
+//! entry point: exact counts, dead letters on the stream, and ground truth
+//! for loss.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use common::NatsServer;
+use harness::progress;
+use harness::report::Report;
+use harness::run::{self, RunConfig, Signals};
+use harness::scenario::{self, Scenario};
+
+fn scenario_from(text: &str) -> Scenario {
+    scenario::parse(text, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn config(scenario: Scenario, server: &NatsServer, run_id: &str) -> RunConfig {
+    let mut scenario = scenario;
+    scenario.target.url = Some(server.url());
+    RunConfig {
+        name: "test".into(),
+        file: "test.toml".into(),
+        run_id: run_id.into(),
+        seed: 42,
+        progress: progress::Mode::Quiet,
+        scenario,
+    }
+}
+
+async fn run_to_report(config: RunConfig) -> Report {
+    run::run(config, Signals::default())
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_smoke_scenario_passes_with_exact_counts() {
+    let server = NatsServer::start().await;
+    let scenario = scenario::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/smoke.toml"
+    )))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let report = run_to_report(config(scenario, &server, "smoke")).await;
+    let c = &report.counts;
+    assert_eq!(c.scheduled, 500, "50/s for 10s");
+    assert_eq!((c.published, c.processed), (500, 500));
+    assert_eq!(
+        (
+            c.publish_failed,
+            c.indeterminate,
+            c.not_sent,
+            c.dead_lettered,
+            c.pending,
+            c.lost
+        ),
+        (0, 0, 0, 0, 0, 0)
+    );
+    assert!(c.invariants_hold(), "{:?}", c.invariants);
+    assert!(report.passed, "{:#?}", report.criteria);
+    assert_eq!(report.exit_code(), 0);
+    assert_eq!(report.latency["end_to_end"].count, 500);
+    assert!(report.consumer.acks_confirmed);
+    // The report names every criterion with its actual value.
+    assert_eq!(report.criteria.len(), 8);
+    assert!(report.criteria.iter().all(|c| c.actual.is_some()));
+}
+
+const DEAD_LETTERS: &str = r#"
+[stream]
+name = "DLQ_TRUTH"
+subjects = ["truth.>"]
+[load]
+subject = "truth.events"
+rate = 100
+duration = "4s"
+[consumer]
+durable = "truth"
+workers = 4
+error_ratio = 0.2
+dead_letter_subject = "truth_dlq.events"
+dead_letter_stream = "DLQ_TRUTH_DLQ"
+[drain]
+timeout = "20s"
+[criteria]
+checks = ["lost == 0", "dead_lettered > 0"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_letter_stream_holds_exactly_what_the_report_dead_lettered() {
+    let server = NatsServer::start().await;
+    let report = run_to_report(config(scenario_from(DEAD_LETTERS), &server, "dlq")).await;
+    let c = &report.counts;
+    assert!(report.passed, "{:#?} {:#?}", report.criteria, c);
+    assert_eq!(c.processed + c.dead_lettered, 400);
+    // 20% of 400: far from 0 and from 400 whatever the seed.
+    assert!((40..=130).contains(&c.dead_lettered), "{}", c.dead_lettered);
+    let js = jetstream::new(server.client().await);
+    let mut dlq = js.get_stream("DLQ_TRUTH_DLQ").await.unwrap();
+    let stored = dlq.info().await.unwrap().state.messages;
+    assert_eq!(stored, c.dead_lettered, "one copy per dead-lettered event");
+    assert_eq!(report.consumer.dead_letter_copies, c.dead_lettered);
+    let copy = dlq.get_raw_message(1).await.unwrap();
+    let reason = copy
+        .headers
+        .get("Harness-Reason")
+        .map(|v| v.as_str().to_string());
+    assert_eq!(reason.as_deref(), Some("error"));
+    assert_eq!(
+        copy.headers
+            .get("Harness-Original-Subject")
+            .map(|v| v.as_str().to_string())
+            .as_deref(),
+        Some("truth.events")
+    );
+    assert!(copy.headers.get("Harness-Stream-Sequence").is_some());
+    assert!(copy.headers.get("Harness-Deliveries").is_some());
+}
+
+const SLOW_CONSUMER: &str = r#"
+[stream]
+name = "LOSS_TRUTH"
+subjects = ["loss.>"]
+[load]
+subject = "loss.events"
+rate = 300
+duration = "3s"
+[consumer]
+durable = "loss"
+workers = 1
+batch = 5
+max_ack_pending = 10
+dead_letter_subject = "loss_dlq.events"
+dead_letter_stream = "LOSS_TRUTH_DLQ"
+[consumer.processing]
+mean = "8ms"
+[drain]
+timeout = "40s"
+[criteria]
+checks = ["lost == 0"]
+"#;
+
+/// Acked messages deleted from the stream before the consumer reaches them
+/// are gone for real; the report must say exactly how many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acked_messages_deleted_mid_run_are_reported_as_exactly_that_many_lost() {
+    let server = NatsServer::start().await;
+    let js = jetstream::new(server.client().await);
+    let run = tokio::spawn(run_to_report(config(
+        scenario_from(SLOW_CONSUMER),
+        &server,
+        "loss",
+    )));
+    const DOOMED: std::ops::Range<u64> = 700..710;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the stream never reached {}",
+            DOOMED.end
+        );
+        if let Ok(mut stream) = js.get_stream("LOSS_TRUTH").await {
+            let last = stream
+                .info()
+                .await
+                .map(|i| i.state.last_sequence)
+                .unwrap_or(0);
+            if last >= DOOMED.end {
+                let consumer: jetstream::consumer::PullConsumer =
+                    stream.get_consumer("loss").await.unwrap();
+                let delivered = consumer.get_info().await.unwrap().delivered.stream_sequence;
+                assert!(
+                    delivered + 100 < DOOMED.start,
+                    "the consumer got too close: {delivered}"
+                );
+                for seq in DOOMED {
+                    stream.delete_message(seq).await.unwrap();
+                }
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let report = run.await.unwrap();
+    let c = &report.counts;
+    assert_eq!(c.published, 900);
+    assert_eq!(c.lost, 10, "{c:#?}");
+    assert_eq!(c.lost_mid_run, 10, "later events were processed");
+    assert_eq!((c.processed, c.pending), (890, 0));
+    assert!(c.invariants_hold(), "{:?}", c.invariants);
+    assert!(!report.passed, "lost == 0 fails");
+    assert_eq!(report.exit_code(), 1);
+    let mut seqs: Vec<u64> = c
+        .samples
+        .lost
+        .iter()
+        .filter_map(|s| s.stream_sequence)
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, DOOMED.collect::<Vec<_>>());
+}
