@@ -195,3 +195,49 @@ fn sigint_writes_the_partial_report_and_exits_130() {
         "{invariants:?}"
     );
 }
+
+#[test]
+fn a_missing_nats_server_exits_3_with_the_install_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "s.toml", SHORT);
+    let output = harness()
+        .args(["run", file.to_str().unwrap()])
+        .env("NATS_SERVER_BIN", dir.path().join("no-such-nats-server"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("nats-server not found") && stderr.contains("scripts/install-tools.sh"),
+        "{}",
+        text(&output)
+    );
+}
+
+/// An abort criterion that fails stops the run long before its end.
+#[tokio::test]
+async fn a_failing_abort_criterion_stops_the_run_and_exits_1() {
+    let server = NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = "[load]\nrate = 20\nduration = \"2m\"\n[criteria]\nabort_on = [\"processed > 1000000\"]\nabort_grace = \"1s\"\n";
+    let file = write(dir.path(), "abort.toml", scenario);
+    let report = dir.path().join("report.json");
+    let started = Instant::now();
+    let output = harness()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--nats-url",
+            &server.url(),
+            "--report-json",
+        ])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(started.elapsed() < Duration::from_secs(30), "aborted early");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["aborted_by"], "processed > 1000000");
+    assert_eq!(json["passed"], false);
+    assert!(json["counts"]["scheduled"].as_u64().unwrap() < 200);
+}

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::Report;
 use crate::criteria;
+use crate::stats::Latency;
 
 /// The summary as text (no colour: it goes to logs and CI output as is).
 pub fn render(report: &Report) -> String {
@@ -77,7 +78,10 @@ pub fn render(report: &Report) -> String {
         "\n  {:<16}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
         "latency (ms)", "count", "min", "mean", "p50", "p90", "p99", "p99.9", "max"
     );
-    for (name, s) in &report.latency {
+    let in_flow_order = Latency::ALL
+        .iter()
+        .filter_map(|l| report.latency.get(l.name()).map(|s| (l.name(), s)));
+    for (name, s) in in_flow_order {
         let _ = writeln!(
             out,
             "  {name:<16}{:>9}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}",

@@ -365,15 +365,16 @@ impl Experiment {
     }
 
     async fn snapshot(&self, phase: &'static str, rate: &mut RateMeter) -> Snapshot {
-        let live = &self.ledger.live;
-        let elapsed = self.start.instant.elapsed();
-        let sent = Live::get(&live.sent);
+        // Ask the server first, so the counters below are read together.
         let backlog = self
             .consumer
             .get_info()
             .await
             .ok()
             .map(|i| i.num_pending + i.num_ack_pending as u64);
+        let live = &self.ledger.live;
+        let elapsed = self.start.instant.elapsed();
+        let sent = Live::get(&live.sent);
         Snapshot {
             phase,
             elapsed,
