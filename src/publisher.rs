@@ -13,6 +13,7 @@ use async_nats::jetstream::context::{Context, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -100,17 +101,23 @@ impl Publisher {
 
     /// Runs the schedule until it ends or `schedule_stop` fires, then returns;
     /// publishes already sent go on until `wait` or the shared stop.
-    pub async fn run_schedule(
+    ///
+    /// This is the pacer, and it runs on a thread of its own (call it from
+    /// `spawn_blocking`): tokio's timer ticks in whole milliseconds, while a
+    /// thread's sleep wakes within tens of microseconds, and a short spin
+    /// covers the rest. Each event's publish is then a task on `runtime`.
+    pub fn run_schedule(
         &self,
         schedule: Schedule,
         start: Start,
         schedule_stop: CancellationToken,
+        runtime: Handle,
     ) {
         let permits = Arc::new(Semaphore::new(self.max_in_flight));
         let mut rng = StdRng::seed_from_u64(self.seed);
         for (seq, offset) in schedule {
             let due = start.instant + offset;
-            if !wait_until(due, &schedule_stop).await {
+            if !wait_until(due, &schedule_stop) {
                 break;
             }
             self.shared.ledger.schedule(seq);
@@ -118,12 +125,15 @@ impl Publisher {
                 Ok(permit) => permit,
                 Err(_) => {
                     self.shared.ledger.held_back();
-                    tokio::select! {
-                        permit = permits.clone().acquire_owned() => match permit {
-                            Ok(permit) => permit,
-                            Err(_) => break,
-                        },
-                        _ = schedule_stop.cancelled() => break,
+                    let acquired = runtime.block_on(async {
+                        tokio::select! {
+                            permit = permits.clone().acquire_owned() => permit.ok(),
+                            _ = schedule_stop.cancelled() => None,
+                        }
+                    });
+                    match acquired {
+                        Some(permit) => permit,
+                        None => break,
                     }
                 }
             };
@@ -134,10 +144,13 @@ impl Publisher {
             let shared = self.shared.clone();
             let intended_wall = start.wall + offset;
             let jitter_seed = rng.random();
-            self.tasks.spawn(async move {
-                publish_one(&shared, seq, due, intended_wall, jitter_seed).await;
-                drop(permit);
-            });
+            self.tasks.spawn_on(
+                async move {
+                    publish_one(&shared, seq, due, intended_wall, jitter_seed).await;
+                    drop(permit);
+                },
+                &runtime,
+            );
         }
     }
 
@@ -148,25 +161,30 @@ impl Publisher {
     }
 }
 
-/// Sleeps until `due`; false if `stop` fired first. tokio's timer ticks in
-/// whole milliseconds and rounds deadlines up, so the last stretch is
-/// yielded away instead: that keeps schedule lag well under a millisecond.
-async fn wait_until(due: Instant, stop: &CancellationToken) -> bool {
+/// Sleeps the thread until `due`; false if `stop` fired first. The thread
+/// sleeps in slices short enough to notice `stop` and wakes `SPIN` early:
+/// on virtual machines a sleeping thread often wakes a millisecond late,
+/// so the last stretch is spent yielding the CPU in a loop. That costs up
+/// to `SPIN` of one core per event at low rates, and buys sends that leave
+/// within microseconds of their due time.
+fn wait_until(due: Instant, stop: &CancellationToken) -> bool {
     const SPIN: Duration = Duration::from_micros(1500);
-    if stop.is_cancelled() {
-        return false;
-    }
-    let now = Instant::now();
-    if due > now + SPIN {
-        tokio::select! {
-            _ = tokio::time::sleep_until((due - SPIN).into()) => {}
-            _ = stop.cancelled() => return false,
+    const SLICE: Duration = Duration::from_millis(50);
+    loop {
+        if stop.is_cancelled() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= due {
+            return true;
+        }
+        let left = due - now;
+        if left > SPIN {
+            std::thread::sleep((left - SPIN).min(SLICE));
+        } else {
+            std::thread::yield_now();
         }
     }
-    while Instant::now() < due {
-        tokio::task::yield_now().await;
-    }
-    !stop.is_cancelled()
 }
 
 /// One event: attempts until a PubAck, a definite failure, or retries run out.

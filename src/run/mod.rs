@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, context::ContextBuilder};
 use async_nats::Client;
+use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -241,8 +242,9 @@ impl Experiment {
         let publisher = self.publisher.clone();
         let (start, stop) = (self.start, schedule_stop.clone());
         let mut schedule_done = false;
-        let mut schedule_task =
-            tokio::spawn(async move { publisher.run_schedule(schedule, start, stop).await });
+        let mut schedule_task = tokio::task::spawn_blocking(move || {
+            publisher.run_schedule(schedule, start, stop, Handle::current())
+        });
         let aborts = verdict::parse_all(&self.config.scenario.criteria.abort_on);
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         let mut ending = Ending::default();
