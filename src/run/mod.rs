@@ -34,6 +34,10 @@ use crate::target::{self, embedded::EmbeddedCluster, ConnectionState};
 
 pub use live::LiveFigures;
 
+/// How long the consumer must have had nothing pending before the drain
+/// stops waiting for events that can no longer arrive.
+const CONSUMER_IDLE: Duration = Duration::from_secs(2);
+
 /// What a run needs besides the scenario.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -302,6 +306,7 @@ impl Experiment {
             };
         let mut interrupted = ending.interrupted;
         let mut rate = RateMeter::default();
+        let mut idle_since: Option<Instant> = None;
         while !self.settled() && Instant::now() < deadline {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
@@ -314,6 +319,26 @@ impl Experiment {
             let mut snapshot = self.snapshot("drain", &mut rate).await;
             snapshot.elapsed = load_time;
             progress.update(&snapshot);
+            // Unresolved events the consumer can no longer receive (gone from
+            // the stream) would hold the drain to its timeout: once nothing
+            // is publishing and the consumer has had nothing pending for a
+            // while, there is nothing left to wait for.
+            let idle = snapshot.in_flight == 0 && snapshot.backlog == Some(0);
+            idle_since = if idle {
+                idle_since.or(Some(Instant::now()))
+            } else {
+                None
+            };
+            // A NAKed message waits out its delay before coming back.
+            let quiet_for =
+                CONSUMER_IDLE.max(self.config.scenario.consumer.nak_delay + Duration::from_secs(1));
+            if idle_since.is_some_and(|at| at.elapsed() >= quiet_for) {
+                tracing::info!(
+                    unresolved = self.ledger.unresolved_count(),
+                    "the consumer has nothing left to deliver; ending the drain"
+                );
+                return;
+            }
         }
         if !self.settled() {
             tracing::warn!(
