@@ -8,6 +8,7 @@
 set -euo pipefail
 
 NATS_SERVER_VERSION="2.12.8"
+PROMETHEUS_DEB_VERSION="2.42.0+ds-5+deb12u1"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
@@ -74,7 +75,12 @@ if [[ "$with_prometheus" == 1 ]] && ! command -v promtool >/dev/null 2>&1; then
         echo "installing prometheus (Debian package)" >&2
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq >/dev/null
-        apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+        # Pinned to the version the checks were written against; Debian's
+        # security updates may replace it, so fall back to the current one.
+        if ! apt-get install -y -qq --no-install-recommends "prometheus=${PROMETHEUS_DEB_VERSION}" >/dev/null 2>&1; then
+            echo "install-tools.sh: prometheus ${PROMETHEUS_DEB_VERSION} unavailable; installing Debian's current one" >&2
+            apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+        fi
     else
         echo "install-tools.sh: promtool not found and cannot apt-get install prometheus" \
             "(needs root and apt-get); skipping Prometheus" >&2

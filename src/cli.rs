@@ -1,6 +1,7 @@
 //! The command line: `harness run` and `harness validate`, their flags and
 //! the environment variables that stand in for them in CI.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::error::{exit, HarnessError};
 use crate::progress;
 use crate::report::summary;
-use crate::run::{self, RunConfig, Signals};
+use crate::run::{self, MetricsOptions, RunConfig, Signals};
 use crate::scenario::{self, Scenario};
 
 /// Stress and reliability experiments against NATS JetStream.
@@ -46,7 +47,7 @@ pub enum Command {
     ///
     /// With no URL in the scenario and none given here, the harness starts its
     /// own nats-server (NATS_SERVER_BIN, then PATH, then .tools/bin).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check scenario files without running them.
     Validate {
         /// Scenario files.
@@ -80,13 +81,38 @@ pub struct RunArgs {
     /// No progress display (the summary is still printed).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Serve Prometheus metrics on this address for the whole run (`off` for none).
+    #[arg(long, env = "HARNESS_METRICS_ADDR", default_value = "127.0.0.1:9464", value_parser = parse_metrics_addr)]
+    pub metrics_addr: MetricsAddr,
+    /// Keep serving /metrics this long after the run, so its end is scraped.
+    #[arg(long, env = "HARNESS_METRICS_LINGER", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub metrics_linger: Duration,
+    /// Write the final metrics (Prometheus text format) to this file.
+    #[arg(long, env = "HARNESS_METRICS_OUT")]
+    pub metrics_out: Option<PathBuf>,
+    /// Push the final metrics to this Pushgateway, e.g. `http://127.0.0.1:9091`.
+    #[arg(long, env = "HARNESS_PUSHGATEWAY")]
+    pub pushgateway: Option<String>,
+}
+
+/// A listen address, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsAddr(pub Option<SocketAddr>);
+
+fn parse_metrics_addr(text: &str) -> Result<MetricsAddr, String> {
+    if text.eq_ignore_ascii_case("off") || text.is_empty() {
+        return Ok(MetricsAddr(None));
+    }
+    text.parse()
+        .map(|addr| MetricsAddr(Some(addr)))
+        .map_err(|_| format!("`{text}` is not an address such as 127.0.0.1:9464 (or `off`)"))
 }
 
 /// Runs the parsed command line and returns the process exit code.
 pub async fn execute(cli: Cli, signals: Signals) -> i32 {
     match cli.command {
         Command::Validate { files } => validate(&files),
-        Command::Run(args) => match run_scenario(args, signals).await {
+        Command::Run(args) => match run_scenario(*args, signals).await {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -164,8 +190,14 @@ async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessErr
         run_id,
         seed,
         progress: progress::Mode::detect(args.quiet),
+        metrics: MetricsOptions {
+            addr: args.metrics_addr.0,
+            linger: args.metrics_linger,
+            out: args.metrics_out.clone(),
+            pushgateway: args.pushgateway.clone(),
+        },
     };
-    let report = run::run(config, signals).await?;
+    let (report, telemetry) = run::run_with_telemetry(config, signals.clone()).await?;
     print!("{}", summary::render(&report));
     if let Some(path) = &args.report_json {
         report
@@ -176,6 +208,7 @@ async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessErr
             })?;
         println!("  report: {}", path.display());
     }
+    telemetry.linger(&signals).await;
     Ok(report.exit_code())
 }
 
@@ -215,5 +248,11 @@ mod tests {
         };
         assert_eq!(args.rate, Some(50.0));
         assert_eq!(args.duration, Some(Duration::from_secs(30)));
+        assert_eq!(
+            args.metrics_addr,
+            MetricsAddr(Some("127.0.0.1:9464".parse().unwrap()))
+        );
+        assert_eq!(parse_metrics_addr("off").unwrap(), MetricsAddr(None));
+        assert!(parse_metrics_addr("localhost").is_err());
     }
 }

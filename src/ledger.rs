@@ -100,6 +100,18 @@ pub struct Live {
     pub redelivered: AtomicU64,
     pub unexpected: AtomicU64,
     pub deliveries: AtomicU64,
+    /// Publish attempts by result.
+    pub attempts_acked: AtomicU64,
+    pub attempts_timed_out: AtomicU64,
+    pub attempts_failed: AtomicU64,
+    /// The consumer's replies.
+    pub acks: AtomicU64,
+    pub naks: AtomicU64,
+    pub terms: AtomicU64,
+    /// Copies stored on the dead-letter stream, by reason.
+    pub dead_letters_error: AtomicU64,
+    pub dead_letters_poison: AtomicU64,
+    pub dead_letters_max_deliveries: AtomicU64,
 }
 
 impl Live {
@@ -107,7 +119,7 @@ impl Live {
         counter.load(Ordering::Relaxed)
     }
 
-    fn add(counter: &AtomicU64) {
+    pub fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 }

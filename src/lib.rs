@@ -15,6 +15,7 @@
 //! - [`publisher`]: sends the schedule, awaits PubAcks, retries, classifies.
 //! - [`consumer`]: the consumer under test: workers, outcomes, dead letters.
 //! - [`report`]: the final report: JSON, the terminal summary.
+//! - [`metrics`]: the Prometheus registry, its catalogue of metrics and their mirroring.
 //! - [`progress`]: the live status line while a run goes on.
 //! - [`run`]: one experiment from start to verdict.
 //! - [`cli`]: command-line flags and their environment twins.
@@ -27,6 +28,7 @@ pub mod criteria;
 pub mod error;
 pub mod event;
 pub mod ledger;
+pub mod metrics;
 pub mod progress;
 pub mod provision;
 pub mod publisher;

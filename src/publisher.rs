@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::event::{self, PayloadBuilder};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Live};
 use crate::scenario::Scenario;
 use crate::schedule::Schedule;
 use crate::stats::{Latency, Stats};
@@ -226,6 +226,7 @@ async fn publish_one(
         };
         match attempt_result {
             Ok(ack) => {
+                Live::add(&ledger.live.attempts_acked);
                 let now = Instant::now();
                 shared.stats.record(Latency::PublishAttempt, now - sent_at);
                 shared
@@ -235,6 +236,12 @@ async fn publish_one(
                 return;
             }
             Err(kind) => {
+                let live = &ledger.live;
+                Live::add(if kind == PublishErrorKind::TimedOut {
+                    &live.attempts_timed_out
+                } else {
+                    &live.attempts_failed
+                });
                 failure = classify(&kind);
                 tracing::debug!(event_id = %event_id, attempt, error = %kind, "publish attempt failed");
                 if failure == Failure::Definite && !retryable(&kind) {

@@ -96,24 +96,42 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
 }
 
-/// The run's histograms, one lock each so recorders rarely meet.
-#[derive(Debug)]
+/// The run's histograms, one lock each so recorders rarely meet, and
+/// optionally their Prometheus twins (explicit buckets, for dashboards).
 pub struct Stats {
     histograms: [Mutex<Histogram<u64>>; 5],
+    exported: Option<[metrics::Histogram; 5]>,
 }
 
 impl Default for Stats {
     fn default() -> Self {
         Stats {
             histograms: std::array::from_fn(|_| Mutex::new(new_histogram())),
+            exported: None,
         }
     }
 }
 
+impl std::fmt::Debug for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stats")
+            .field("exported", &self.exported.is_some())
+            .finish()
+    }
+}
+
 impl Stats {
+    /// Stats that also record into the given Prometheus histograms, in
+    /// [`Latency::ALL`] order.
+    pub fn exporting(histograms: [metrics::Histogram; 5]) -> Stats {
+        Stats {
+            exported: Some(histograms),
+            ..Stats::default()
+        }
+    }
+
     fn slot(&self, which: Latency) -> std::sync::MutexGuard<'_, Histogram<u64>> {
-        let index = Latency::ALL.iter().position(|l| *l == which).unwrap_or(0);
-        self.histograms[index]
+        self.histograms[Self::index(which)]
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
     }
@@ -121,6 +139,13 @@ impl Stats {
     pub fn record(&self, which: Latency, value: Duration) {
         let us = (value.as_micros() as u64).clamp(1, 3_600_000_000);
         self.slot(which).saturating_record(us);
+        if let Some(exported) = &self.exported {
+            exported[Self::index(which)].record(value.as_secs_f64());
+        }
+    }
+
+    fn index(which: Latency) -> usize {
+        Latency::ALL.iter().position(|l| *l == which).unwrap_or(0)
     }
 
     pub fn summary(&self, which: Latency) -> Summary {

@@ -11,7 +11,10 @@ use common::NatsServer;
 
 fn harness() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
-    command.env_remove("HARNESS_NATS_URL").env("CI", "true");
+    command
+        .env_remove("HARNESS_NATS_URL")
+        .env("CI", "true")
+        .env("HARNESS_METRICS_ADDR", "off");
     command
 }
 

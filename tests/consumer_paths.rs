@@ -24,6 +24,7 @@ fn config(text: &str, server: &NatsServer, run_id: &str) -> RunConfig {
         run_id: run_id.into(),
         seed: 7,
         progress: progress::Mode::Quiet,
+        metrics: Default::default(),
         scenario,
     }
 }

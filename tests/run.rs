@@ -27,6 +27,7 @@ fn config(scenario: Scenario, server: &NatsServer, run_id: &str) -> RunConfig {
         run_id: run_id.into(),
         seed: 42,
         progress: progress::Mode::Quiet,
+        metrics: Default::default(),
         scenario,
     }
 }

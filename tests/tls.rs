@@ -136,6 +136,7 @@ async fn a_run_over_tls_goes_through_without_a_provider_clash() {
         run_id: "tls".into(),
         seed: 1,
         progress: progress::Mode::Quiet,
+        metrics: Default::default(),
     };
     let report = run::run(config, Signals::default())
         .await

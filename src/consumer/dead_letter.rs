@@ -13,7 +13,7 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 
 use crate::event;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Live};
 use crate::scenario::Scenario;
 
 /// The message being dead-lettered, as it was stored.
@@ -89,6 +89,12 @@ impl DeadLetters {
         .map_err(|_| "no PubAck from the dead-letter stream".to_string())??;
         if !ack.duplicate {
             self.copies.fetch_add(1, Ordering::Relaxed);
+            let live = &self.ledger.live;
+            Live::add(match reason {
+                "poison" => &live.dead_letters_poison,
+                "max_deliveries" => &live.dead_letters_max_deliveries,
+                _ => &live.dead_letters_error,
+            });
         }
         if let Some(seq) = event {
             self.ledger.dead_lettered(seq, stream_seq, reason);
@@ -120,13 +126,20 @@ impl DeadLetters {
         match stored {
             Ok(()) => {
                 tracing::info!(event_id = %id, stream_seq, reason, "dead-lettered");
-                if let Err(e) = message.ack_with(AckKind::Term).await {
-                    tracing::warn!(event_id = %id, error = %e, "TERM not sent");
+                match message.ack_with(AckKind::Term).await {
+                    Ok(()) => Live::add(&self.ledger.live.terms),
+                    Err(e) => tracing::warn!(event_id = %id, error = %e, "TERM not sent"),
                 }
             }
             Err(e) => {
                 tracing::warn!(event_id = %id, stream_seq, error = %e, "dead letter not stored; NAK");
-                let _ = message.ack_with(AckKind::Nak(Some(self.nak_delay))).await;
+                if message
+                    .ack_with(AckKind::Nak(Some(self.nak_delay)))
+                    .await
+                    .is_ok()
+                {
+                    Live::add(&self.ledger.live.naks);
+                }
             }
         }
     }

@@ -7,6 +7,7 @@
 //! finished one, only with a shorter drain, and still writes its report.
 
 mod live;
+mod telemetry;
 mod verdict;
 
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ use crate::stats::{Latency, Stats};
 use crate::target::{self, embedded::EmbeddedCluster, ConnectionState};
 
 pub use live::LiveFigures;
+pub use telemetry::{MetricsOptions, Telemetry};
 
 /// How long the consumer must have had nothing pending before the drain
 /// stops waiting for events that can no longer arrive.
@@ -48,6 +50,7 @@ pub struct RunConfig {
     pub run_id: String,
     pub seed: u64,
     pub progress: progress::Mode,
+    pub metrics: MetricsOptions,
 }
 
 /// Ctrl+C and friends. The first `interrupt` stops the schedule and drains
@@ -82,6 +85,7 @@ struct Experiment {
     worker_stop: CancellationToken,
     workers: TaskTracker,
     connections: [Arc<ConnectionState>; 2],
+    telemetry: Telemetry,
     target: crate::report::TargetInfo,
     started_at: SystemTime,
     start: Start,
@@ -91,6 +95,23 @@ struct Experiment {
 /// caller decides where the report goes. Errors are infrastructure or
 /// usage problems met before a verdict was possible.
 pub async fn run(config: RunConfig, signals: Signals) -> Result<Report, HarnessError> {
+    run_with_telemetry(config, signals)
+        .await
+        .map(|(report, _)| report)
+}
+
+/// [`run`], also handing back the run's metrics, whose listener is still
+/// up for a linger (see [`Telemetry::linger`]).
+pub async fn run_with_telemetry(
+    config: RunConfig,
+    signals: Signals,
+) -> Result<(Report, Telemetry), HarnessError> {
+    let telemetry = Telemetry::start(
+        &config.name,
+        &config.run_id,
+        &config.file.display().to_string(),
+        &config.metrics,
+    )?;
     let s = &config.scenario;
     let mut cluster = None;
     let url = match &s.target.url {
@@ -108,12 +129,12 @@ pub async fn run(config: RunConfig, signals: Signals) -> Result<Report, HarnessE
         embedded: cluster.is_some(),
         nodes: if cluster.is_some() { s.target.nodes } else { 0 },
     };
-    let experiment = Experiment::set_up(config, signals, &url, target).await?;
-    let report = experiment.execute().await;
+    let experiment = Experiment::set_up(config, signals, &url, target, telemetry).await?;
+    let finished = experiment.execute().await;
     if let Some(cluster) = cluster {
         cluster.shutdown().await;
     }
-    Ok(report)
+    Ok(finished)
 }
 
 impl Experiment {
@@ -122,6 +143,7 @@ impl Experiment {
         signals: Signals,
         url: &str,
         target: crate::report::TargetInfo,
+        telemetry: Telemetry,
     ) -> Result<Experiment, HarnessError> {
         let s = &config.scenario;
         let connections = [
@@ -146,7 +168,7 @@ impl Experiment {
                 message: e.to_string(),
             })?;
         let ledger = Arc::new(Ledger::new(config.run_id.clone()));
-        let stats = Arc::new(Stats::default());
+        let stats = Arc::new(telemetry.stats());
         let worker_stop = CancellationToken::new();
         let workers = Workers::new(
             consumer.clone(),
@@ -201,6 +223,7 @@ impl Experiment {
             worker_stop,
             workers: tracker,
             connections,
+            telemetry,
             target,
             started_at: SystemTime::now(),
             start: Start {
@@ -210,7 +233,7 @@ impl Experiment {
         })
     }
 
-    async fn execute(mut self) -> Report {
+    async fn execute(mut self) -> (Report, Telemetry) {
         let mut progress = Progress::new(self.config.progress, self.profile.duration());
         self.started_at = SystemTime::now();
         self.start = Start {
@@ -222,7 +245,13 @@ impl Experiment {
         self.drain(&ending, &mut progress, load_time).await;
         progress.finish();
         let consumer_state = self.close().await;
-        let report = self.report(ending, load_time, consumer_state).await;
+        let mut report = self.report(ending, load_time, consumer_state).await;
+        self.telemetry.finish(&self.ledger, &report);
+        let problems = self
+            .telemetry
+            .export_final(&self.config.name, &self.config.run_id)
+            .await;
+        report.warnings.extend(problems);
         for (client, state) in [&self.publisher_client, &self.consumer_client]
             .into_iter()
             .zip(&self.connections)
@@ -232,7 +261,7 @@ impl Experiment {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = tokio::time::timeout(Duration::from_secs(2), client.drain()).await;
         }
-        report
+        (report, self.telemetry)
     }
 
     /// Runs the schedule, watching for signals and abort criteria.
@@ -393,16 +422,14 @@ impl Experiment {
 
     async fn snapshot(&self, phase: &'static str, rate: &mut RateMeter) -> Snapshot {
         // Ask the server first, so the counters below are read together.
-        let backlog = self
-            .consumer
-            .get_info()
-            .await
-            .ok()
+        let info = self.consumer.get_info().await.ok();
+        let backlog = info
+            .as_ref()
             .map(|i| i.num_pending + i.num_ack_pending as u64);
         let live = &self.ledger.live;
         let elapsed = self.start.instant.elapsed();
         let sent = Live::get(&live.sent);
-        Snapshot {
+        let snapshot = Snapshot {
             phase,
             elapsed,
             total: self.profile.duration(),
@@ -417,7 +444,10 @@ impl Experiment {
             target_rate: self.profile.rate_at(elapsed),
             end_to_end_p99_ms: self.stats.summary(Latency::EndToEnd).p99,
             success_rate: self.live_figures(0.0, 0.0).success_rate(),
-        }
+        };
+        self.telemetry
+            .tick(&self.ledger, &snapshot, info.as_ref(), &self.connections);
+        snapshot
     }
 
     async fn report(&self, ending: Ending, load_time: Duration, consumer: ConsumerState) -> Report {

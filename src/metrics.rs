@@ -1,0 +1,310 @@
+//! Live metrics for Prometheus: one registry per run, every series labelled
+//! `scenario` and `run_id`, served on `--metrics-addr` for the whole run.
+//!
+//! The hot paths stay as they are: counters are mirrored from the ledger's
+//! atomic counters by a periodic task ([`RunMetrics::mirror`]), and only the
+//! latency histograms are recorded per event (an atomic bucket increment).
+//! [`CATALOGUE`] is the list of every metric; the README, the dashboards
+//! and the tests all check against it.
+
+use std::net::SocketAddr;
+
+use metrics::{
+    Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit,
+};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+use crate::ledger::{Ledger, Live};
+use crate::stats::Latency;
+
+/// What kind of series a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One metric: its name, type, extra labels and meaning.
+#[derive(Debug, Clone, Copy)]
+pub struct Described {
+    pub name: &'static str,
+    pub kind: Type,
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+}
+
+const fn m(
+    name: &'static str,
+    kind: Type,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> Described {
+    Described {
+        name,
+        kind,
+        labels,
+        help,
+    }
+}
+
+use Type::{Counter as C, Gauge as G, Histogram as H};
+
+/// Every metric the harness exports. Each also carries `scenario` and `run_id`.
+pub const CATALOGUE: &[Described] = &[
+    m("harness_events_scheduled_total", C, &[], "Events the schedule reached."),
+    m("harness_events_published_total", C, &[], "Events whose PubAck arrived."),
+    m("harness_events_deduplicated_total", C, &[], "PubAcks flagged duplicate: a retry the stream had already stored."),
+    m("harness_events_publish_failed_total", C, &[], "Events whose last publish attempt failed for certain."),
+    m("harness_events_indeterminate_total", C, &[], "Events whose last publish attempt got no answer."),
+    m("harness_events_not_sent_total", C, &[], "Events scheduled but never sent (set at the end of the run)."),
+    m("harness_events_processed_total", C, &[], "Events acked by the consumer under test, once each."),
+    m("harness_events_dead_lettered_total", C, &[], "Events copied to the dead-letter subject, once each."),
+    m("harness_events_lost_total", C, &["position"], "Published events gone from the stream unprocessed (set at the end; position mid_run or tail)."),
+    m("harness_events_recovered_total", C, &[], "Failed or indeterminate publishes the consumer still saw (set at the end)."),
+    m("harness_events_unexpected_total", C, &[], "Deliveries whose id this run never scheduled."),
+    m("harness_events_duplicates_total", C, &[], "Deliveries of events already processed or dead-lettered."),
+    m("harness_events_stream_duplicates_total", C, &[], "Duplicates that were a second stored copy."),
+    m("harness_events_held_back_total", C, &[], "Sends delayed because max_in_flight publishes awaited acks."),
+    m("harness_publish_attempts_total", C, &["result"], "Publish attempts by result: ack, timeout or error."),
+    m("harness_publish_retries_total", C, &[], "Publish attempts after the first."),
+    m("harness_deliveries_total", C, &[], "Deliveries to the consumer under test."),
+    m("harness_redeliveries_total", C, &[], "Deliveries with a delivery count above 1."),
+    m("harness_consumer_outcomes_total", C, &["outcome"], "Consumer replies by outcome: ack, nak or term."),
+    m("harness_dead_letters_total", C, &["reason"], "Copies stored on the dead-letter stream by reason: error, poison or max_deliveries."),
+    m("harness_connection_reconnects_total", C, &["connection"], "Reconnects of the publisher or consumer connection."),
+    m("harness_publish_latency_seconds", H, &[], "Intended send to PubAck, retries included."),
+    m("harness_publish_attempt_latency_seconds", H, &[], "One publish attempt: send to PubAck."),
+    m("harness_end_to_end_latency_seconds", H, &[], "Intended send to first delivery."),
+    m("harness_processing_latency_seconds", H, &[], "Time in the consumer's handler."),
+    m("harness_schedule_lag_seconds", H, &[], "Actual send minus intended send: the harness's own delay."),
+    m("harness_target_rate_events_per_second", G, &[], "The intended publish rate now."),
+    m("harness_achieved_rate_events_per_second", G, &[], "Events sent per second over the last second."),
+    m("harness_publish_in_flight", G, &[], "Publishes awaiting a PubAck or backing off."),
+    m("harness_events_unresolved", G, &[], "Published events neither processed nor dead-lettered yet; at the end, those still pending."),
+    m("harness_consumer_num_pending", G, &[], "The consumer's num_pending, polled from JetStream."),
+    m("harness_consumer_num_ack_pending", G, &[], "The consumer's num_ack_pending, polled from JetStream."),
+    m("harness_consumer_num_redelivered", G, &[], "The consumer's num_redelivered, polled from JetStream."),
+    m("harness_connection_up", G, &["connection"], "1 while the publisher or consumer connection is up."),
+    m("harness_criterion_passed", G, &["criterion"], "1 if the criterion passed, 0 if it failed (set at the end)."),
+    m("harness_run_passed", G, &[], "The verdict: 1 passed, 0 failed; absent while the run goes on."),
+    m("harness_run_finished", G, &[], "0 while the run goes on, 1 once its final values are set."),
+    m("harness_run_info", G, &["version", "scenario_file"], "Always 1; labels describe the run."),
+];
+
+/// Bucket upper bounds (seconds) for each latency histogram, fitted to its range.
+fn buckets(name: &str) -> &'static [f64] {
+    const WIDE: &[f64] = &[
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        60.0,
+    ];
+    const LAG: &[f64] = &[
+        0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+        5.0,
+    ];
+    if name == "harness_schedule_lag_seconds" {
+        LAG
+    } else {
+        WIDE
+    }
+}
+
+static METADATA: Metadata<'static> =
+    Metadata::new("harness", metrics::Level::INFO, Some("harness::metrics"));
+
+/// The metrics of one run, on a registry of its own.
+pub struct RunMetrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+/// Where the metrics are served, if anywhere.
+pub struct Listener {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RunMetrics {
+    /// A registry labelled with the run, and its HTTP listener if `listen` is set.
+    pub fn new(
+        scenario: &str,
+        run_id: &str,
+        listen: Option<SocketAddr>,
+    ) -> Result<(RunMetrics, Option<Listener>), String> {
+        let mut builder = PrometheusBuilder::new()
+            .add_global_label("scenario", scenario)
+            .add_global_label("run_id", run_id);
+        for d in CATALOGUE.iter().filter(|d| d.kind == Type::Histogram) {
+            builder = builder
+                .set_buckets_for_metric(Matcher::Full(d.name.to_string()), buckets(d.name))
+                .map_err(|e| e.to_string())?;
+        }
+        let (recorder, listener) = match listen {
+            Some(addr) => {
+                let (recorder, serve) = builder
+                    .with_http_listener(addr)
+                    .build()
+                    .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+                let task = tokio::spawn(async move {
+                    if let Err(e) = serve.await {
+                        tracing::warn!(error = ?e, "metrics listener stopped");
+                    }
+                });
+                (recorder, Some(Listener { addr, task }))
+            }
+            None => (builder.build_recorder(), None),
+        };
+        for d in CATALOGUE {
+            let key = KeyName::from(d.name);
+            let help = SharedString::from(d.help);
+            let unit = d.name.ends_with("_seconds").then_some(Unit::Seconds);
+            match d.kind {
+                Type::Counter => recorder.describe_counter(key, unit, help),
+                Type::Gauge => recorder.describe_gauge(key, unit, help),
+                Type::Histogram => recorder.describe_histogram(key, unit, help),
+            }
+        }
+        let handle = recorder.handle();
+        Ok((RunMetrics { recorder, handle }, listener))
+    }
+
+    pub fn counter(&self, name: &'static str, labels: &[(&'static str, String)]) -> Counter {
+        self.recorder
+            .register_counter(&key(name, labels), &METADATA)
+    }
+
+    pub fn gauge(&self, name: &'static str, labels: &[(&'static str, String)]) -> Gauge {
+        self.recorder.register_gauge(&key(name, labels), &METADATA)
+    }
+
+    pub fn histogram(&self, latency: Latency) -> Histogram {
+        self.recorder
+            .register_histogram(&Key::from_name(histogram_name(latency)), &METADATA)
+    }
+
+    /// The exposition text, as a scrape would see it.
+    pub fn render(&self) -> String {
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+
+    /// Copies the ledger's live counters into their Prometheus counters.
+    pub fn mirror(&self, ledger: &Ledger) {
+        let live = &ledger.live;
+        let pairs: [(&'static str, &std::sync::atomic::AtomicU64); 14] = [
+            ("harness_events_scheduled_total", &live.scheduled),
+            ("harness_events_published_total", &live.published),
+            ("harness_events_deduplicated_total", &live.deduplicated),
+            ("harness_events_publish_failed_total", &live.publish_failed),
+            ("harness_events_indeterminate_total", &live.indeterminate),
+            ("harness_events_processed_total", &live.processed),
+            ("harness_events_dead_lettered_total", &live.dead_lettered),
+            ("harness_events_unexpected_total", &live.unexpected),
+            ("harness_events_duplicates_total", &live.duplicates),
+            (
+                "harness_events_stream_duplicates_total",
+                &live.stream_duplicates,
+            ),
+            ("harness_events_held_back_total", &live.held_back),
+            ("harness_publish_retries_total", &live.retries),
+            ("harness_deliveries_total", &live.deliveries),
+            ("harness_redeliveries_total", &live.redelivered),
+        ];
+        for (name, value) in pairs {
+            self.counter(name, &[]).absolute(Live::get(value));
+        }
+        let labelled: [(
+            &'static str,
+            &'static str,
+            &'static str,
+            &std::sync::atomic::AtomicU64,
+        ); 9] = [
+            (
+                "harness_publish_attempts_total",
+                "result",
+                "ack",
+                &live.attempts_acked,
+            ),
+            (
+                "harness_publish_attempts_total",
+                "result",
+                "timeout",
+                &live.attempts_timed_out,
+            ),
+            (
+                "harness_publish_attempts_total",
+                "result",
+                "error",
+                &live.attempts_failed,
+            ),
+            (
+                "harness_consumer_outcomes_total",
+                "outcome",
+                "ack",
+                &live.acks,
+            ),
+            (
+                "harness_consumer_outcomes_total",
+                "outcome",
+                "nak",
+                &live.naks,
+            ),
+            (
+                "harness_consumer_outcomes_total",
+                "outcome",
+                "term",
+                &live.terms,
+            ),
+            (
+                "harness_dead_letters_total",
+                "reason",
+                "error",
+                &live.dead_letters_error,
+            ),
+            (
+                "harness_dead_letters_total",
+                "reason",
+                "poison",
+                &live.dead_letters_poison,
+            ),
+            (
+                "harness_dead_letters_total",
+                "reason",
+                "max_deliveries",
+                &live.dead_letters_max_deliveries,
+            ),
+        ];
+        for (name, label, value, counter) in labelled {
+            self.counter(name, &[(label, value.to_string())])
+                .absolute(Live::get(counter));
+        }
+        self.gauge("harness_events_unresolved", &[])
+            .set(ledger.unresolved_count() as f64);
+    }
+}
+
+fn key(name: &'static str, labels: &[(&'static str, String)]) -> Key {
+    let labels: Vec<Label> = labels
+        .iter()
+        .map(|(k, v)| Label::new(*k, v.clone()))
+        .collect();
+    Key::from_parts(name, labels)
+}
+
+pub fn histogram_name(latency: Latency) -> &'static str {
+    match latency {
+        Latency::Publish => "harness_publish_latency_seconds",
+        Latency::PublishAttempt => "harness_publish_attempt_latency_seconds",
+        Latency::EndToEnd => "harness_end_to_end_latency_seconds",
+        Latency::Processing => "harness_processing_latency_seconds",
+        Latency::ScheduleLag => "harness_schedule_lag_seconds",
+    }
+}

@@ -1,0 +1,236 @@
+//! The run's metrics from start to linger: the registry and its listener,
+//! the gauges set on every tick, the final values, the exposition file,
+//! the Pushgateway push, and the linger that keeps the end scrapeable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer;
+
+use crate::error::HarnessError;
+use crate::ledger::Ledger;
+use crate::metrics::{Listener, RunMetrics};
+use crate::progress::Snapshot;
+use crate::report::Report;
+use crate::stats::{Latency, Stats};
+use crate::target::ConnectionState;
+
+use super::Signals;
+
+/// Where metrics go besides the live listener.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsOptions {
+    /// Serve /metrics here for the whole run; None: no listener.
+    pub addr: Option<SocketAddr>,
+    /// Keep serving this long after the run, so the last values are scraped.
+    pub linger: Duration,
+    /// Write the final exposition here.
+    pub out: Option<PathBuf>,
+    /// Push the final values to this Pushgateway (`http://host:port`).
+    pub pushgateway: Option<String>,
+}
+
+pub struct Telemetry {
+    metrics: RunMetrics,
+    listener: Option<Listener>,
+    options: MetricsOptions,
+}
+
+impl Telemetry {
+    pub fn start(
+        scenario: &str,
+        run_id: &str,
+        file: &str,
+        options: &MetricsOptions,
+    ) -> Result<Telemetry, HarnessError> {
+        let (metrics, listener) = RunMetrics::new(scenario, run_id, options.addr).map_err(|e| {
+            HarnessError::Usage(format!("{e}; choose another --metrics-addr, or `off`"))
+        })?;
+        if let Some(listener) = &listener {
+            tracing::info!(addr = %listener.addr, "serving metrics on http://{}/metrics", listener.addr);
+        }
+        let info = [
+            ("version", env!("CARGO_PKG_VERSION").to_string()),
+            ("scenario_file", file.to_string()),
+        ];
+        metrics.gauge("harness_run_info", &info).set(1.0);
+        metrics.gauge("harness_run_finished", &[]).set(0.0);
+        Ok(Telemetry {
+            metrics,
+            listener,
+            options: options.clone(),
+        })
+    }
+
+    /// Stats whose histograms also feed Prometheus.
+    pub fn stats(&self) -> Stats {
+        Stats::exporting(Latency::ALL.map(|l| self.metrics.histogram(l)))
+    }
+
+    /// The live values, on every tick of the run.
+    pub fn tick(
+        &self,
+        ledger: &Ledger,
+        snapshot: &Snapshot,
+        info: Option<&consumer::Info>,
+        connections: &[Arc<ConnectionState>; 2],
+    ) {
+        let m = &self.metrics;
+        m.mirror(ledger);
+        m.gauge("harness_target_rate_events_per_second", &[])
+            .set(snapshot.target_rate);
+        m.gauge("harness_achieved_rate_events_per_second", &[])
+            .set(snapshot.rate);
+        m.gauge("harness_publish_in_flight", &[])
+            .set(snapshot.in_flight as f64);
+        if let Some(info) = info {
+            m.gauge("harness_consumer_num_pending", &[])
+                .set(info.num_pending as f64);
+            m.gauge("harness_consumer_num_ack_pending", &[])
+                .set(info.num_ack_pending as f64);
+            m.gauge("harness_consumer_num_redelivered", &[])
+                .set(info.num_redelivered as f64);
+        }
+        for (name, state) in ["publisher", "consumer"].into_iter().zip(connections) {
+            let label = [("connection", name.to_string())];
+            m.gauge("harness_connection_up", &label)
+                .set(if state.is_connected() { 1.0 } else { 0.0 });
+            m.counter("harness_connection_reconnects_total", &label)
+                .absolute(state.reconnects.load(Ordering::Relaxed));
+        }
+    }
+
+    /// The values only the end knows, and the verdict.
+    pub fn finish(&self, ledger: &Ledger, report: &Report) {
+        let m = &self.metrics;
+        m.mirror(ledger);
+        let c = &report.counts;
+        m.counter(
+            "harness_events_lost_total",
+            &[("position", "mid_run".into())],
+        )
+        .absolute(c.lost_mid_run);
+        m.counter("harness_events_lost_total", &[("position", "tail".into())])
+            .absolute(c.lost_tail);
+        m.counter("harness_events_not_sent_total", &[])
+            .absolute(c.not_sent);
+        m.counter("harness_events_recovered_total", &[])
+            .absolute(c.recovered);
+        m.gauge("harness_events_unresolved", &[])
+            .set(c.pending as f64);
+        m.gauge("harness_publish_in_flight", &[]).set(0.0);
+        for outcome in &report.criteria {
+            let label = [("criterion", outcome.expression.clone())];
+            m.gauge("harness_criterion_passed", &label)
+                .set(if outcome.passed { 1.0 } else { 0.0 });
+        }
+        m.gauge("harness_run_passed", &[])
+            .set(if report.passed { 1.0 } else { 0.0 });
+        m.gauge("harness_run_finished", &[]).set(1.0);
+    }
+
+    /// Writes the exposition file and pushes to the Pushgateway, as configured.
+    pub async fn export_final(&self, scenario: &str, run_id: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let text = self.metrics.render();
+        if let Some(path) = &self.options.out {
+            if let Err(e) = std::fs::write(path, &text) {
+                problems.push(format!("cannot write metrics to {}: {e}", path.display()));
+            }
+        }
+        if let Some(gateway) = &self.options.pushgateway {
+            if let Err(e) = push(gateway, scenario, run_id, &text).await {
+                problems.push(format!("cannot push metrics to {gateway}: {e}"));
+            }
+        }
+        problems
+    }
+
+    /// Keeps /metrics up for the configured linger; a signal ends it early.
+    pub async fn linger(self, signals: &Signals) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        if self.options.linger.is_zero() {
+            return;
+        }
+        eprintln!(
+            "  serving the final metrics on http://{}/metrics for {} (Ctrl+C to stop)",
+            listener.addr,
+            humantime::format_duration(self.options.linger)
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(self.options.linger) => {}
+            _ = signals.interrupt.cancelled() => {}
+            _ = signals.hard_stop.cancelled() => {}
+        }
+    }
+
+    pub fn render(&self) -> String {
+        self.metrics.render()
+    }
+}
+
+/// PUT of the exposition to `<gateway>/metrics/job/harness/scenario/<s>/run_id/<r>`,
+/// replacing that group, over plain HTTP/1.1.
+async fn push(gateway: &str, scenario: &str, run_id: &str, body: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = gateway
+        .strip_prefix("http://")
+        .ok_or("the Pushgateway URL must start with http://")?;
+    let (host, base) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+    let path = format!(
+        "/{}{}metrics/job/harness/scenario/{}/run_id/{}",
+        base,
+        if base.is_empty() || base.ends_with('/') {
+            ""
+        } else {
+            "/"
+        },
+        escape(scenario),
+        escape(run_id)
+    );
+    let connect = tokio::net::TcpStream::connect(host);
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), connect)
+        .await
+        .map_err(|_| "connection timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .map_err(|_| "no answer in 10s".to_string())?
+        .map_err(|e| e.to_string())?;
+    let status = String::from_utf8_lossy(&response);
+    let line = status.lines().next().unwrap_or_default().to_string();
+    if line
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|code| code.starts_with('2'))
+    {
+        Ok(())
+    } else {
+        Err(format!("answered `{line}`"))
+    }
+}
+
+/// Path-safe label values (Pushgateway's grouping key is in the path).
+fn escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
