@@ -238,3 +238,26 @@ async fn promtool_accepts_the_exposition() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The README's metrics table lists exactly the exported metrics.
+#[test]
+fn the_readme_lists_every_metric_and_nothing_else() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Metrics\n")
+        .nth(1)
+        .expect("a Metrics section");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let listed: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `harness_"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    let listed: Vec<String> = listed.iter().map(|n| format!("harness_{n}")).collect();
+    let exported: Vec<String> = CATALOGUE.iter().map(|d| d.name.to_string()).collect();
+    assert_eq!(
+        listed, exported,
+        "README's metrics table and src/metrics.rs CATALOGUE differ"
+    );
+}
