@@ -94,99 +94,55 @@ pub fn consumer_config(s: &Scenario) -> pull::Config {
     }
 }
 
-/// The settings of `want` that `have` does not match, as `key: have → want`.
-fn stream_differences(have: &stream::Config, want: &stream::Config) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut check = |key: &str, have: String, want: String| {
+/// Settings that differ, as `key: have → want`.
+#[derive(Default)]
+struct Differences(Vec<String>);
+
+impl Differences {
+    fn check<T: std::fmt::Debug + PartialEq>(mut self, key: &str, have: T, want: T) -> Self {
         if have != want {
-            out.push(format!("{key}: {have} → {want}"));
+            self.0.push(format!("{key}: {have:?} → {want:?}"));
         }
+        self
+    }
+}
+
+/// The settings of `want` that `have` does not match.
+fn stream_differences(have: &stream::Config, want: &stream::Config) -> Vec<String> {
+    let sorted = |subjects: &[String]| {
+        let mut subjects = subjects.to_vec();
+        subjects.sort();
+        subjects
     };
-    let mut have_subjects = have.subjects.clone();
-    let mut want_subjects = want.subjects.clone();
-    have_subjects.sort();
-    want_subjects.sort();
-    check(
-        "subjects",
-        format!("{have_subjects:?}"),
-        format!("{want_subjects:?}"),
-    );
-    check(
-        "storage",
-        format!("{:?}", have.storage),
-        format!("{:?}", want.storage),
-    );
-    check(
-        "retention",
-        format!("{:?}", have.retention),
-        format!("{:?}", want.retention),
-    );
-    check(
-        "max_age",
-        format!("{:?}", have.max_age),
-        format!("{:?}", want.max_age),
-    );
-    check(
-        "max_messages",
-        have.max_messages.to_string(),
-        want.max_messages.to_string(),
-    );
-    check(
-        "max_bytes",
-        have.max_bytes.to_string(),
-        want.max_bytes.to_string(),
-    );
-    check(
-        "replicas",
-        have.num_replicas.to_string(),
-        want.num_replicas.to_string(),
-    );
-    check(
-        "duplicate_window",
-        format!("{:?}", have.duplicate_window),
-        format!("{:?}", want.duplicate_window),
-    );
-    check(
-        "discard",
-        format!("{:?}", have.discard),
-        format!("{:?}", want.discard),
-    );
-    out
+    Differences::default()
+        .check("subjects", sorted(&have.subjects), sorted(&want.subjects))
+        .check("storage", have.storage, want.storage)
+        .check("retention", have.retention, want.retention)
+        .check("max_age", have.max_age, want.max_age)
+        .check("max_messages", have.max_messages, want.max_messages)
+        .check("max_bytes", have.max_bytes, want.max_bytes)
+        .check("replicas", have.num_replicas, want.num_replicas)
+        .check(
+            "duplicate_window",
+            have.duplicate_window,
+            want.duplicate_window,
+        )
+        .check("discard", have.discard, want.discard)
+        .0
 }
 
 fn consumer_differences(have: &pull::Config, want: &pull::Config) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut check = |key: &str, have: String, want: String| {
-        if have != want {
-            out.push(format!("{key}: {have} → {want}"));
-        }
-    };
-    check(
-        "ack_wait",
-        format!("{:?}", have.ack_wait),
-        format!("{:?}", want.ack_wait),
-    );
-    check(
-        "max_deliver",
-        have.max_deliver.to_string(),
-        want.max_deliver.to_string(),
-    );
-    check(
-        "backoff",
-        format!("{:?}", have.backoff),
-        format!("{:?}", want.backoff),
-    );
-    check(
-        "max_ack_pending",
-        have.max_ack_pending.to_string(),
-        want.max_ack_pending.to_string(),
-    );
-    check(
-        "filter_subject",
-        have.filter_subject.clone(),
-        want.filter_subject.clone(),
-    );
-    out
+    Differences::default()
+        .check("ack_wait", have.ack_wait, want.ack_wait)
+        .check("max_deliver", have.max_deliver, want.max_deliver)
+        .check("backoff", &have.backoff, &want.backoff)
+        .check(
+            "max_ack_pending",
+            have.max_ack_pending,
+            want.max_ack_pending,
+        )
+        .check("filter_subject", &have.filter_subject, &want.filter_subject)
+        .0
 }
 
 /// Creates what is missing, checks what exists, recreates on request.

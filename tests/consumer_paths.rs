@@ -3,37 +3,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use common::NatsServer;
 use harness::error::HarnessError;
-use harness::progress;
-use harness::report::Report;
-use harness::run::{self, RunConfig, Signals};
-use harness::scenario;
-
-fn config(text: &str, server: &NatsServer, run_id: &str) -> RunConfig {
-    let mut scenario =
-        scenario::parse(text, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"));
-    scenario.target.url = Some(server.url());
-    RunConfig {
-        name: "test".into(),
-        file: "test.toml".into(),
-        run_id: run_id.into(),
-        seed: 7,
-        progress: progress::Mode::Quiet,
-        metrics: Default::default(),
-        scenario,
-    }
-}
-
-async fn run_to_report(config: RunConfig) -> Report {
-    run::run(config, Signals::default())
-        .await
-        .unwrap_or_else(|e| panic!("run failed: {e}"))
-}
+use harness::run::{self, Signals};
 
 const STEADY: &str = r#"
 [stream]
@@ -60,7 +35,9 @@ async fn garbage_on_the_subject_is_dead_lettered_as_poison_and_changes_nothing_e
     let server = NatsServer::start().await;
     let client = server.client().await;
     let js = jetstream::new(client.clone());
-    let run = tokio::spawn(run_to_report(config(STEADY, &server, "poison")));
+    let run = tokio::spawn(common::run_to_report(common::run_config(
+        STEADY, &server, "poison",
+    )));
     let deadline = Instant::now() + Duration::from_secs(10);
     while js.get_stream("POISON").await.is_err() {
         assert!(Instant::now() < deadline, "the stream never appeared");
@@ -140,7 +117,7 @@ checks = ["dead_lettered == 10", "redelivered == 10", "lost == 0", "pending == 0
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exhausted_deliveries_are_dead_lettered_from_the_advisory() {
     let server = NatsServer::start().await;
-    let report = run_to_report(config(ALWAYS_HANGS, &server, "exhaust")).await;
+    let report = common::run_to_report(common::run_config(ALWAYS_HANGS, &server, "exhaust")).await;
     assert!(
         report.passed,
         "{:#?}\n{:#?}",
@@ -175,9 +152,12 @@ async fn a_conflicting_stream_is_an_error_unless_recreate_is_asked() {
     .await
     .unwrap();
     let text = "[stream]\nname = \"CONFLICT\"\nsubjects = [\"conflict.>\"]\n[load]\nsubject = \"conflict.events\"\nrate = 20\nduration = \"1s\"\n";
-    let error = run::run(config(text, &server, "conflict"), Signals::default())
-        .await
-        .unwrap_err();
+    let error = run::run(
+        common::run_config(text, &server, "conflict"),
+        Signals::default(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(error, HarnessError::Provision(_)), "{error}");
     assert_eq!(error.exit_code(), 3);
     let message = error.to_string();
@@ -201,7 +181,7 @@ async fn a_conflicting_stream_is_an_error_unless_recreate_is_asked() {
     );
 
     let recreate = text.replace("[load]", "recreate = true\n[load]");
-    let report = run_to_report(config(&recreate, &server, "conflict2")).await;
+    let report = common::run_to_report(common::run_config(&recreate, &server, "conflict2")).await;
     assert_eq!(report.counts.processed, 20);
     let info = js
         .get_stream("CONFLICT")

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -13,27 +13,9 @@ use harness::progress;
 use harness::run::{self, MetricsOptions, RunConfig, Signals};
 use harness::scenario;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// GET /metrics over plain HTTP, as a scraper does.
+/// GET /metrics, as a scraper does.
 fn scrape(port: u16) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    common::http_get(port, "/metrics").and_then(|(status, body)| (status == 200).then_some(body))
 }
 
 /// Metric names that have a `# TYPE` line.
@@ -70,7 +52,7 @@ checks = ["lost == 0", "processed > 1000000"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_endpoint_serves_every_metric_live_and_the_final_values_match_the_report() {
     let server = NatsServer::start().await;
-    let port = free_port();
+    let port = common::free_port();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("final.prom");
     let mut scenario =

@@ -9,34 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use common::NatsServer;
-use harness::progress;
-use harness::report::Report;
-use harness::run::{self, RunConfig, Signals};
-use harness::scenario::{self, Scenario};
-
-fn scenario_from(text: &str) -> Scenario {
-    scenario::parse(text, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn config(scenario: Scenario, server: &NatsServer, run_id: &str) -> RunConfig {
-    let mut scenario = scenario;
-    scenario.target.url = Some(server.url());
-    RunConfig {
-        name: "test".into(),
-        file: "test.toml".into(),
-        run_id: run_id.into(),
-        seed: 42,
-        progress: progress::Mode::Quiet,
-        metrics: Default::default(),
-        scenario,
-    }
-}
-
-async fn run_to_report(config: RunConfig) -> Report {
-    run::run(config, Signals::default())
-        .await
-        .unwrap_or_else(|e| panic!("run failed: {e}"))
-}
+use harness::scenario;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_smoke_scenario_passes_with_exact_counts() {
@@ -46,7 +19,7 @@ async fn the_smoke_scenario_passes_with_exact_counts() {
         "/scenarios/smoke.toml"
     )))
     .unwrap_or_else(|e| panic!("{e}"));
-    let report = run_to_report(config(scenario, &server, "smoke")).await;
+    let report = common::run_to_report(common::config_for(scenario, &server, "smoke")).await;
     let c = &report.counts;
     assert_eq!(c.scheduled, 500, "50/s for 10s");
     assert_eq!((c.published, c.processed), (500, 500));
@@ -94,7 +67,7 @@ checks = ["lost == 0", "dead_lettered > 0"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dead_letter_stream_holds_exactly_what_the_report_dead_lettered() {
     let server = NatsServer::start().await;
-    let report = run_to_report(config(scenario_from(DEAD_LETTERS), &server, "dlq")).await;
+    let report = common::run_to_report(common::run_config(DEAD_LETTERS, &server, "dlq")).await;
     let c = &report.counts;
     assert!(report.passed, "{:#?} {:#?}", report.criteria, c);
     assert_eq!(c.processed + c.dead_lettered, 400);
@@ -151,8 +124,8 @@ checks = ["lost == 0"]
 async fn acked_messages_deleted_mid_run_are_reported_as_exactly_that_many_lost() {
     let server = NatsServer::start().await;
     let js = jetstream::new(server.client().await);
-    let run = tokio::spawn(run_to_report(config(
-        scenario_from(SLOW_CONSUMER),
+    let run = tokio::spawn(common::run_to_report(common::run_config(
+        SLOW_CONSUMER,
         &server,
         "loss",
     )));

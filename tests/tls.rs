@@ -1,6 +1,8 @@
 //! A TLS target: the harness connects through rustls (ring) without a
 //! crypto-provider clash, and a whole short run goes through.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -87,14 +89,6 @@ fn make_certificates(dir: &Path) {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_tls_server(dir: &Path, port: u16) -> Server {
     let config = format!(
         "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{store}\" }}\ntls {{ cert_file: \"{d}/server.pem\"\n key_file: \"{d}/server-key.pem\" }}\n",
@@ -122,7 +116,7 @@ fn start_tls_server(dir: &Path, port: u16) -> Server {
 async fn a_run_over_tls_goes_through_without_a_provider_clash() {
     let dir = tempfile::tempdir().unwrap();
     make_certificates(dir.path());
-    let port = free_port();
+    let port = common::free_port();
     let _server = start_tls_server(dir.path(), port);
     let text = format!(
         "[target]\nurl = \"tls://127.0.0.1:{port}\"\n[target.tls]\nca_file = \"{}\"\n[load]\nrate = 50\nduration = \"2s\"\n[criteria]\nchecks = [\"lost == 0\", \"success_rate == 100%\"]\n",

@@ -44,3 +44,86 @@ impl NatsServer {
         &mut self.cluster
     }
 }
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A run of `text` (scenario TOML) against `server`, quiet, without metrics.
+pub fn run_config(text: &str, server: &NatsServer, run_id: &str) -> harness::run::RunConfig {
+    let scenario = harness::scenario::parse(text, std::path::Path::new("test.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    config_for(scenario, server, run_id)
+}
+
+/// A run of `scenario` against `server`, quiet, without metrics.
+pub fn config_for(
+    mut scenario: harness::scenario::Scenario,
+    server: &NatsServer,
+    run_id: &str,
+) -> harness::run::RunConfig {
+    scenario.target.url = Some(server.url());
+    harness::run::RunConfig {
+        name: "test".into(),
+        file: "test.toml".into(),
+        run_id: run_id.into(),
+        seed: 7,
+        progress: harness::progress::Mode::Quiet,
+        metrics: Default::default(),
+        scenario,
+    }
+}
+
+/// Runs to the end; panics on an infrastructure error.
+pub async fn run_to_report(config: harness::run::RunConfig) -> harness::report::Report {
+    harness::run::run(config, harness::run::Signals::default())
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}"))
+}
+
+/// GET over plain HTTP/1.1 on 127.0.0.1; the status code and the body.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let response = String::from_utf8_lossy(&response).to_string();
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    Some((
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    ))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
