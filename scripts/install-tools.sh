@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
-# Installs the tools the harness and its tests run: nats-server always,
-# Prometheus only with --with-prometheus. Idempotent and quiet when the tools
-# are already there. Everything lands in .tools/ at the repository root
-# (gitignored), except Prometheus, which is a Debian package.
+# Installs the tools the harness and its tests run: nats-server always;
+# Prometheus with --with-prometheus; docker-compose with --with-compose (to
+# validate docker-compose.yml, which needs no Docker engine). Idempotent and
+# quiet when the tools are already there. nats-server lands in .tools/ at the
+# repository root (gitignored); the other two are Debian packages.
 #
-# Usage: scripts/install-tools.sh [--with-prometheus]
+# Usage: scripts/install-tools.sh [--with-prometheus] [--with-compose]
 set -euo pipefail
 
 NATS_SERVER_VERSION="2.12.8"
 PROMETHEUS_DEB_VERSION="2.42.0+ds-5+deb12u1"
+COMPOSE_DEB_VERSION="1.29.2-3"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
 
 with_prometheus=0
+with_compose=0
 for arg in "$@"; do
     case "$arg" in
         --with-prometheus) with_prometheus=1 ;;
+        --with-compose) with_compose=1 ;;
         -h|--help)
-            sed -n '2,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,/^set /p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -84,5 +88,25 @@ if [[ "$with_prometheus" == 1 ]] && ! command -v promtool >/dev/null 2>&1; then
     else
         echo "install-tools.sh: promtool not found and cannot apt-get install prometheus" \
             "(needs root and apt-get); skipping Prometheus" >&2
+    fi
+fi
+
+# ---------------------------------------------------------------------------
+# docker-compose (optional): Debian's package, only to validate the compose
+# file with `docker-compose config`; it needs no Docker engine for that.
+# ---------------------------------------------------------------------------
+
+if [[ "$with_compose" == 1 ]] && ! command -v docker-compose >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing docker-compose (Debian package)" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        if ! apt-get install -y -qq --no-install-recommends "docker-compose=${COMPOSE_DEB_VERSION}" >/dev/null 2>&1; then
+            echo "install-tools.sh: docker-compose ${COMPOSE_DEB_VERSION} unavailable; installing Debian's current one" >&2
+            apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+        fi
+    else
+        echo "install-tools.sh: docker-compose not found and cannot apt-get install it" \
+            "(needs root and apt-get); skipping it" >&2
     fi
 fi
