@@ -1,0 +1,113 @@
+//! The end of a run: the drain that waits for publishes and the consumer to
+//! settle, and the close that stops the actors and confirms the acks.
+
+use std::time::{Duration, Instant};
+
+use super::{Ending, Experiment, RateMeter, CONSUMER_IDLE};
+use crate::progress::Progress;
+use crate::report::ConsumerState;
+
+impl Experiment {
+    /// Waits for publishes to finish and the consumer to resolve every
+    /// published event, up to the drain timeout.
+    pub(super) async fn drain(
+        &self,
+        ending: &Ending,
+        progress: &mut Progress,
+        load_time: Duration,
+    ) {
+        let drain = &self.config.scenario.drain;
+        let short = ending.interrupted || ending.aborted_by.is_some();
+        let mut deadline = Instant::now()
+            + if short {
+                drain.interrupt_timeout
+            } else {
+                drain.timeout
+            };
+        let mut interrupted = ending.interrupted;
+        let mut rate = RateMeter::default();
+        let mut idle_since: Option<Instant> = None;
+        while !self.settled() && Instant::now() < deadline {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = self.signals.hard_stop.cancelled() => break,
+                _ = self.signals.interrupt.cancelled(), if !interrupted => {
+                    interrupted = true;
+                    deadline = deadline.min(Instant::now() + drain.interrupt_timeout);
+                }
+            }
+            let mut snapshot = self.snapshot("drain", &mut rate).await;
+            snapshot.elapsed = load_time;
+            progress.update(&snapshot);
+            // Unresolved events the consumer can no longer receive (gone from
+            // the stream) would hold the drain to its timeout: once nothing
+            // is publishing and the consumer has had nothing pending for a
+            // while, there is nothing left to wait for.
+            let idle = snapshot.in_flight == 0 && snapshot.backlog == Some(0);
+            idle_since = if idle {
+                idle_since.or(Some(Instant::now()))
+            } else {
+                None
+            };
+            // A NAKed message waits out its delay before coming back.
+            let quiet_for =
+                CONSUMER_IDLE.max(self.config.scenario.consumer.nak_delay + Duration::from_secs(1));
+            if idle_since.is_some_and(|at| at.elapsed() >= quiet_for) {
+                tracing::info!(
+                    unresolved = self.ledger.unresolved_count(),
+                    "the consumer has nothing left to deliver; ending the drain"
+                );
+                return;
+            }
+        }
+        if !self.settled() {
+            tracing::warn!(
+                unresolved = self.ledger.unresolved_count(),
+                publishing = self.publisher.in_flight(),
+                "drain ended before everything settled"
+            );
+        }
+    }
+
+    fn settled(&self) -> bool {
+        self.publisher.in_flight() == 0 && self.ledger.unresolved_count() == 0
+    }
+
+    /// Stops the actors and confirms the consumer's acks with the server.
+    pub(super) async fn close(&self) -> ConsumerState {
+        self.publish_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.publisher.wait()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.consumer_client.flush()).await;
+        let acks_confirmed = self.confirm_acks().await;
+        self.worker_stop.cancel();
+        self.workers.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.workers.wait()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.publisher_client.flush()).await;
+        let info = self.consumer.get_info().await.ok();
+        ConsumerState {
+            num_pending: info.as_ref().map_or(0, |i| i.num_pending),
+            num_ack_pending: info.as_ref().map_or(0, |i| i.num_ack_pending as u64),
+            num_redelivered: info.as_ref().map_or(0, |i| i.num_redelivered as u64),
+            acks_confirmed,
+            dead_letter_copies: self.dead_letters.copies(),
+        }
+    }
+
+    /// Every ack sent has reached the server once the consumer has nothing
+    /// pending acknowledgement; checked for a few seconds after a flush.
+    async fn confirm_acks(&self) -> bool {
+        if self.ledger.unresolved_count() > 0 {
+            return false;
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(info) = self.consumer.get_info().await {
+                if info.num_ack_pending == 0 {
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
