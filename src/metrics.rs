@@ -88,8 +88,8 @@ pub const CATALOGUE: &[Described] = &[
     m("harness_consumer_num_ack_pending", G, &[], "The consumer's num_ack_pending, polled from JetStream."),
     m("harness_consumer_num_redelivered", G, &[], "The consumer's num_redelivered, polled from JetStream."),
     m("harness_connection_up", G, &["connection"], "1 while the publisher or consumer connection is up."),
-    m("harness_criterion_passed", G, &["criterion"], "1 if the criterion passed, 0 if it failed (set at the end)."),
-    m("harness_run_passed", G, &[], "The verdict: 1 passed, 0 failed; absent while the run goes on."),
+    m("harness_criterion_passed", G, &["criterion"], "1 if the criterion passes, 0 if it fails: on the live figures while the run goes on, final at the end."),
+    m("harness_run_passed", G, &[], "The verdict, 1 passed or 0 failed: provisional (every criterion on the live figures) until harness_run_finished is 1."),
     m("harness_run_finished", G, &[], "0 while the run goes on, 1 once its final values are set."),
     m("harness_run_info", G, &["version", "scenario_file"], "Always 1; labels describe the run."),
 ];

@@ -87,6 +87,8 @@ struct Experiment {
     workers: TaskTracker,
     connections: [Arc<ConnectionState>; 2],
     telemetry: Telemetry,
+    /// Every criterion, checks and abort_on, for the live metrics.
+    criteria: Vec<crate::criteria::Criterion>,
     target: crate::report::TargetInfo,
     started_at: SystemTime,
     start: Start,
@@ -208,6 +210,13 @@ impl Experiment {
             config.seed,
             publish_stop.clone(),
         ));
+        let expressions = config
+            .scenario
+            .criteria
+            .checks
+            .iter()
+            .chain(&config.scenario.criteria.abort_on);
+        let criteria = verdict::parse_all(&expressions.cloned().collect::<Vec<_>>());
         Ok(Experiment {
             profile: Profile::from_load(&s.load),
             config,
@@ -225,6 +234,7 @@ impl Experiment {
             workers: tracker,
             connections,
             telemetry,
+            criteria,
             target,
             started_at: SystemTime::now(),
             start: Start {
@@ -348,8 +358,15 @@ impl Experiment {
             end_to_end_p99_ms: self.stats.summary(Latency::EndToEnd).p99,
             success_rate: self.live_figures(0.0, 0.0).success_rate(),
         };
-        self.telemetry
-            .tick(&self.ledger, &snapshot, info.as_ref(), &self.connections);
+        let figures = self.live_figures(snapshot.target_rate, snapshot.rate);
+        let so_far: Vec<_> = self.criteria.iter().map(|c| c.evaluate(&figures)).collect();
+        self.telemetry.tick(
+            &self.ledger,
+            &snapshot,
+            info.as_ref(),
+            &self.connections,
+            &so_far,
+        );
         snapshot
     }
 

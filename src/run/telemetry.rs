@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer;
 
+use crate::criteria::Outcome;
 use crate::error::HarnessError;
 use crate::ledger::Ledger;
 use crate::metrics::{Listener, RunMetrics};
@@ -58,6 +59,21 @@ impl Telemetry {
         ];
         metrics.gauge("harness_run_info", &info).set(1.0);
         metrics.gauge("harness_run_finished", &[]).set(0.0);
+        // Known only at the end; none known before it.
+        for (name, labels) in [
+            (
+                "harness_events_lost_total",
+                vec![("position", "mid_run".to_string())],
+            ),
+            (
+                "harness_events_lost_total",
+                vec![("position", "tail".to_string())],
+            ),
+            ("harness_events_not_sent_total", vec![]),
+            ("harness_events_recovered_total", vec![]),
+        ] {
+            metrics.counter(name, &labels).absolute(0);
+        }
         Ok(Telemetry {
             metrics,
             listener,
@@ -71,15 +87,22 @@ impl Telemetry {
     }
 
     /// The live values, on every tick of the run.
+    /// `so_far`: every criterion against the live figures; until the end
+    /// (`harness_run_finished 0`) the verdict gauges are provisional.
     pub fn tick(
         &self,
         ledger: &Ledger,
         snapshot: &Snapshot,
         info: Option<&consumer::Info>,
         connections: &[Arc<ConnectionState>; 2],
+        so_far: &[Outcome],
     ) {
         let m = &self.metrics;
         m.mirror(ledger);
+        self.verdict(
+            so_far,
+            so_far.iter().all(|o| o.passed || o.actual.is_none()),
+        );
         m.gauge("harness_target_rate_events_per_second", &[])
             .set(snapshot.target_rate);
         m.gauge("harness_achieved_rate_events_per_second", &[])
@@ -122,14 +145,19 @@ impl Telemetry {
         m.gauge("harness_events_unresolved", &[])
             .set(c.pending as f64);
         m.gauge("harness_publish_in_flight", &[]).set(0.0);
-        for outcome in &report.criteria {
+        self.verdict(&report.criteria, report.passed);
+        m.gauge("harness_run_finished", &[]).set(1.0);
+    }
+
+    fn verdict(&self, criteria: &[Outcome], passed: bool) {
+        let m = &self.metrics;
+        for outcome in criteria.iter().filter(|o| o.actual.is_some()) {
             let label = [("criterion", outcome.expression.clone())];
             m.gauge("harness_criterion_passed", &label)
                 .set(if outcome.passed { 1.0 } else { 0.0 });
         }
         m.gauge("harness_run_passed", &[])
-            .set(if report.passed { 1.0 } else { 0.0 });
-        m.gauge("harness_run_finished", &[]).set(1.0);
+            .set(if passed { 1.0 } else { 0.0 });
     }
 
     /// Writes the exposition file and pushes to the Pushgateway, as configured.
