@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the tools the harness and its tests run: nats-server always;
-# Prometheus with --with-prometheus; docker-compose with --with-compose (to
-# validate docker-compose.yml, which needs no Docker engine). Idempotent and
-# quiet when the tools are already there. nats-server lands in .tools/ at the
-# repository root (gitignored); the other two are Debian packages.
+# Prometheus, promtool and the Pushgateway with --with-prometheus;
+# docker-compose with --with-compose (to validate docker-compose.yml, which
+# needs no Docker engine). Idempotent and quiet when the tools are already
+# there. nats-server lands in .tools/ at the repository root (gitignored);
+# the others are Debian packages.
 #
 # Usage: scripts/install-tools.sh [--with-prometheus] [--with-compose]
 set -euo pipefail
@@ -11,6 +12,7 @@ set -euo pipefail
 NATS_SERVER_VERSION="2.12.8"
 PROMETHEUS_DEB_VERSION="2.42.0+ds-5+deb12u1"
 COMPOSE_DEB_VERSION="1.29.2-3"
+PUSHGATEWAY_DEB_VERSION="1.5.1-2+b5"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
@@ -74,7 +76,7 @@ fi
 # Prometheus (optional): the Debian package, for the dashboard query checks.
 # ---------------------------------------------------------------------------
 
-if [[ "$with_prometheus" == 1 ]] && ! command -v promtool >/dev/null 2>&1; then
+if [[ "$with_prometheus" == 1 ]] && ! { command -v promtool && command -v prometheus-pushgateway; } >/dev/null 2>&1; then
     if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
         echo "installing prometheus (Debian package)" >&2
         export DEBIAN_FRONTEND=noninteractive
@@ -84,6 +86,10 @@ if [[ "$with_prometheus" == 1 ]] && ! command -v promtool >/dev/null 2>&1; then
         if ! apt-get install -y -qq --no-install-recommends "prometheus=${PROMETHEUS_DEB_VERSION}" >/dev/null 2>&1; then
             echo "install-tools.sh: prometheus ${PROMETHEUS_DEB_VERSION} unavailable; installing Debian's current one" >&2
             apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+        fi
+        if ! apt-get install -y -qq --no-install-recommends "prometheus-pushgateway=${PUSHGATEWAY_DEB_VERSION}" >/dev/null 2>&1; then
+            echo "install-tools.sh: prometheus-pushgateway ${PUSHGATEWAY_DEB_VERSION} unavailable; installing Debian's current one" >&2
+            apt-get install -y -qq --no-install-recommends prometheus-pushgateway >/dev/null
         fi
     else
         echo "install-tools.sh: promtool not found and cannot apt-get install prometheus" \

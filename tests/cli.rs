@@ -244,3 +244,97 @@ async fn a_failing_abort_criterion_stops_the_run_and_exits_1() {
     assert_eq!(json["passed"], false);
     assert!(json["counts"]["scheduled"].as_u64().unwrap() < 200);
 }
+
+/// After the run: the final values reach a real Pushgateway, and /metrics
+/// stays up for the linger with `harness_run_finished 1`; Ctrl+C ends the
+/// linger without changing the verdict's exit code.
+#[tokio::test]
+async fn final_metrics_reach_the_pushgateway_and_linger_on_the_endpoint() {
+    let server = NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gateway_port = common::free_port();
+    let mut gateway = Command::new("prometheus-pushgateway")
+        .arg(format!("--web.listen-address=127.0.0.1:{gateway_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus-pushgateway is needed: scripts/install-tools.sh --with-prometheus");
+    let metrics_port = common::free_port();
+    let file = write(
+        dir.path(),
+        "push.toml",
+        &format!("{SHORT}[criteria]\nchecks = [\"lost == 0\"]\n"),
+    );
+    let report = dir.path().join("report.json");
+    let mut child = harness()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--nats-url",
+            &server.url(),
+            "--run-id",
+            "push1",
+        ])
+        .args([
+            "--metrics-addr",
+            &format!("127.0.0.1:{metrics_port}"),
+            "--metrics-linger",
+            "60s",
+        ])
+        .args([
+            "--pushgateway",
+            &format!("http://127.0.0.1:{gateway_port}"),
+            "--report-json",
+        ])
+        .arg(&report)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !report.exists() {
+        assert!(Instant::now() < deadline, "no report");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its linger"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let processed = json["counts"]["processed"].as_u64().unwrap();
+    assert_eq!(processed, 40);
+
+    let (_, lingering) =
+        common::http_get(metrics_port, "/metrics").expect("/metrics lingers after the run");
+    assert!(
+        lingering.contains("harness_run_finished{scenario=\"push\",run_id=\"push1\"} 1"),
+        "{lingering}"
+    );
+    assert!(lingering.contains(&format!(
+        "harness_events_processed_total{{scenario=\"push\",run_id=\"push1\"}} {processed}"
+    )));
+    let (_, pushed) = common::http_get(gateway_port, "/metrics").expect("the Pushgateway answers");
+    let line = pushed
+        .lines()
+        .find(|l| {
+            l.starts_with("harness_events_processed_total{") && l.contains("run_id=\"push1\"")
+        })
+        .unwrap_or_else(|| panic!("nothing pushed:\n{pushed}"));
+    assert!(
+        line.contains("job=\"harness\"") && line.ends_with(&format!(" {processed}")),
+        "{line}"
+    );
+
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "Ctrl+C did not end the linger");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+}
