@@ -210,13 +210,7 @@ impl Experiment {
             config.seed,
             publish_stop.clone(),
         ));
-        let expressions = config
-            .scenario
-            .criteria
-            .checks
-            .iter()
-            .chain(&config.scenario.criteria.abort_on);
-        let criteria = verdict::parse_all(&expressions.cloned().collect::<Vec<_>>());
+        let criteria = verdict::every_criterion(&config.scenario.criteria);
         Ok(Experiment {
             profile: Profile::from_load(&s.load),
             config,

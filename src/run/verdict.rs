@@ -23,6 +23,17 @@ pub fn parse_all(expressions: &[String]) -> Vec<Criterion> {
         .collect()
 }
 
+/// The checks, then the abort_on expressions: every criterion of the verdict.
+pub fn every_criterion(criteria: &crate::scenario::Criteria) -> Vec<Criterion> {
+    let all: Vec<String> = criteria
+        .checks
+        .iter()
+        .chain(&criteria.abort_on)
+        .cloned()
+        .collect();
+    parse_all(&all)
+}
+
 /// The first criterion that fails on figures known now. A figure that is
 /// not known yet (None) does not fail a live check.
 pub fn first_failure(criteria: &[Criterion], figures: &dyn Figures) -> Option<String> {
@@ -139,13 +150,7 @@ pub fn build(
         warnings: Vec::new(),
         passed: false,
     };
-    let expressions = config
-        .scenario
-        .criteria
-        .checks
-        .iter()
-        .chain(&config.scenario.criteria.abort_on);
-    report.criteria = parse_all(&expressions.cloned().collect::<Vec<_>>())
+    report.criteria = every_criterion(&config.scenario.criteria)
         .iter()
         .map(|c| c.evaluate(&report))
         .collect();
