@@ -5,7 +5,7 @@ one JSON object a line: {"file", "panel", "expr", "harness", "kind"}.
 Grafana's variables are replaced so that Prometheus can evaluate the query
 as is: $scenario and $run_id by `.*`, $__rate_interval and $__interval by
 `1m`. `harness` is true when the expression reads a harness_ metric (or a
-harness: recorded one); `kind` is panel, record or alert. Standard library
+harness: recorded one); `kind` is panel, annotation, record or alert. Standard library
 only: the rule files are read with a small parser of their `expr:` fields.
 """
 import json
@@ -45,7 +45,7 @@ def dashboard_queries(path):
                 yield panel.get("title", ""), target["expr"], "panel"
     for annotation in board.get("annotations", {}).get("list", []):
         if annotation.get("expr"):
-            yield annotation.get("name", ""), annotation["expr"], "panel"
+            yield annotation.get("name", ""), annotation["expr"], "annotation"
 
 
 def rule_queries(path):

@@ -10,7 +10,7 @@
 //! Writers (publisher tasks, consumer workers) take a short lock; readers of
 //! live figures use the atomic counters in [`Live`] and never lock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -79,6 +79,11 @@ pub struct Sample {
     pub reason: Option<String>,
 }
 
+/// How many resolutions keep their stream sequence for duplicate checks:
+/// a few MB, and a duplicate arriving later than this many resolutions
+/// after its original still counts as a duplicate, not as a stream one.
+const RECENT_LIMIT: usize = 65_536;
+
 /// How many ids of each kind the report lists.
 pub const SAMPLE_LIMIT: usize = 100;
 
@@ -142,6 +147,10 @@ struct Inner {
     dead_lettered: Vec<Sample>,
     /// Highest event seq that was processed or dead-lettered.
     last_resolved: Option<u64>,
+    /// Stream sequences of the latest resolutions, to tell a second stored
+    /// copy from the same message delivered again.
+    recent: HashMap<u64, u64>,
+    recent_order: VecDeque<u64>,
 }
 
 /// The state of every event of one run.
@@ -256,8 +265,9 @@ impl Ledger {
         Live::add(&self.live.indeterminate);
     }
 
-    /// A delivery of one of this run's events reached the consumer.
-    pub fn delivered(&self, seq: u64, delivery_count: i64) -> Delivery {
+    /// A delivery of one of this run's events reached the consumer, from
+    /// stream sequence `stream_sequence`.
+    pub fn delivered(&self, seq: u64, delivery_count: i64, stream_sequence: u64) -> Delivery {
         Live::add(&self.live.deliveries);
         if delivery_count > 1 {
             Live::add(&self.live.redelivered);
@@ -272,12 +282,18 @@ impl Ledger {
         let first = *byte & SEEN == 0;
         *byte |= SEEN;
         let already_resolved = outcome(*byte) != Outcome::None;
+        // A second stored copy has its own stream sequence; the same message
+        // delivered again (a lost ack, or a consumer whose state rewound when
+        // its server restarted) has the one the event was resolved at.
+        let second_copy = already_resolved
+            && inner
+                .recent
+                .get(&seq)
+                .is_some_and(|&resolved_at| resolved_at != stream_sequence);
         drop(inner);
         if already_resolved {
             Live::add(&self.live.duplicates);
-            // A redelivery of the same stream message has a delivery count
-            // above 1; a count of 1 means the stream holds the event twice.
-            if delivery_count <= 1 {
+            if second_copy {
                 Live::add(&self.live.stream_duplicates);
             }
         }
@@ -287,7 +303,7 @@ impl Ledger {
         }
     }
 
-    fn resolve(&self, seq: u64, to: Outcome) -> bool {
+    fn resolve(&self, seq: u64, to: Outcome, stream_sequence: u64) -> bool {
         let mut inner = self.lock();
         let Some(byte) = inner.states.get_mut(seq as usize) else {
             return false;
@@ -297,13 +313,21 @@ impl Ledger {
         }
         *byte = (*byte & !OUTCOME_MASK) | ((to as u8) << OUTCOME_SHIFT);
         inner.unresolved.remove(&seq);
+        inner.recent.insert(seq, stream_sequence);
+        inner.recent_order.push_back(seq);
+        if inner.recent_order.len() > RECENT_LIMIT {
+            if let Some(oldest) = inner.recent_order.pop_front() {
+                inner.recent.remove(&oldest);
+            }
+        }
         inner.last_resolved = Some(inner.last_resolved.map_or(seq, |last| last.max(seq)));
         true
     }
 
-    /// The consumer acked the event. False if it was already resolved.
-    pub fn processed(&self, seq: u64) -> bool {
-        let counted = self.resolve(seq, Outcome::Processed);
+    /// The consumer acked the event, delivered from `stream_sequence`.
+    /// False if it was already resolved.
+    pub fn processed(&self, seq: u64, stream_sequence: u64) -> bool {
+        let counted = self.resolve(seq, Outcome::Processed, stream_sequence);
         if counted {
             Live::add(&self.live.processed);
         }
@@ -312,7 +336,7 @@ impl Ledger {
 
     /// The event was copied to the dead-letter subject. False if it was already resolved.
     pub fn dead_lettered(&self, seq: u64, stream_sequence: u64, reason: &str) -> bool {
-        let counted = self.resolve(seq, Outcome::DeadLettered);
+        let counted = self.resolve(seq, Outcome::DeadLettered, stream_sequence);
         if counted {
             Live::add(&self.live.dead_lettered);
             let mut inner = self.lock();

@@ -11,6 +11,7 @@
 //! - [`stats`]: HDR histograms and live counters.
 //! - [`event`]: event ids, headers and payloads, encoded and decoded.
 //! - [`target`]: connecting to NATS, or starting embedded nats-server processes.
+//! - [`faults`]: the fault timeline: kill, restart and pause of embedded nodes.
 //! - [`provision`]: the stream, the dead-letter stream and the durable consumer.
 //! - [`publisher`]: sends the schedule, awaits PubAcks, retries, classifies.
 //! - [`consumer`]: the consumer under test: workers, outcomes, dead letters.
@@ -27,6 +28,7 @@ pub mod consumer;
 pub mod criteria;
 pub mod error;
 pub mod event;
+pub mod faults;
 pub mod ledger;
 pub mod metrics;
 pub mod progress;

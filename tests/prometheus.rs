@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::NatsServer;
 use harness::progress;
 use harness::report::Report;
 use harness::run::{self, MetricsOptions, RunConfig, Signals};
@@ -125,17 +124,20 @@ distribution = "exponential"
 mean = "3ms"
 [criteria]
 checks = ["lost == 0"]
+[[faults]]
+at = "2s"
+kind = "pause"
+duration = "1s"
 "#;
 
 /// Runs the scenario with Prometheus scraping it; returns the report and
 /// the Prometheus that holds the run's final values.
-async fn scraped_run(run_id: &str) -> (Report, Prometheus, harness::run::Telemetry, NatsServer) {
-    let server = NatsServer::start().await;
+/// The target is embedded (the harness owns it), so the pause fault runs
+/// and its gauge has data too.
+async fn scraped_run(run_id: &str) -> (Report, Prometheus, harness::run::Telemetry) {
     let metrics_port = common::free_port();
     let prometheus = Prometheus::start(&format!("127.0.0.1:{metrics_port}"));
-    let mut scenario =
-        scenario::parse(SCENARIO, Path::new("p.toml")).unwrap_or_else(|e| panic!("{e}"));
-    scenario.target.url = Some(server.url());
+    let scenario = scenario::parse(SCENARIO, Path::new("p.toml")).unwrap_or_else(|e| panic!("{e}"));
     let config = RunConfig {
         scenario,
         name: "prom".into(),
@@ -163,7 +165,7 @@ async fn scraped_run(run_id: &str) -> (Report, Prometheus, harness::run::Telemet
     }
     // One more scrape, so rates over the last window have two samples of the end.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    (report, prometheus, telemetry, server)
+    (report, prometheus, telemetry)
 }
 
 /// The bucket bounds around `seconds`, from a histogram's `le` values.
@@ -180,7 +182,8 @@ fn bucket_of(bounds: &[f64], seconds: f64) -> (f64, f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_holds_the_reports_counts_and_percentiles_and_every_query_returns_data() {
-    let (report, prometheus, _telemetry, _server) = scraped_run("prom1").await;
+    let (report, prometheus, _telemetry) = scraped_run("prom1").await;
+    assert_eq!(report.faults.len(), 1, "the pause ran");
     let c = &report.counts;
     let sel = "{run_id=\"prom1\"}";
     for (metric, count) in [
@@ -280,9 +283,10 @@ async fn prometheus_holds_the_reports_counts_and_percentiles_and_every_query_ret
             failures.push(format!("{place}: `{expr}` does not parse: {e}"));
         } else if q["harness"] != true {
             // The NATS exporter's metrics: no exporter runs in this test.
-        } else if q["kind"] == "alert" {
-            // A healthy run fires no alert, so an alert's condition returns
-            // nothing; every harness series it reads must exist instead.
+        } else if q["kind"] == "alert" || q["kind"] == "annotation" {
+            // Conditions over time: a healthy run fires no alert, and a fault
+            // annotation is empty once the fault is over, so every harness
+            // series the condition reads must exist instead.
             for name in metric_names(expr) {
                 if !has_data(&name) {
                     failures.push(format!("{place}: `{name}` has no data"));

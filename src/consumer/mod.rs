@@ -151,7 +151,7 @@ impl Workers {
                 .await;
             return;
         };
-        let delivery = self.ledger.delivered(seq, deliveries);
+        let delivery = self.ledger.delivered(seq, deliveries, stream_seq);
         if delivery.first {
             if let Some(age) = event::since_intended(headers, received) {
                 self.stats.record(Latency::EndToEnd, age);
@@ -203,7 +203,7 @@ impl Workers {
             (Ok(()), Verdict::Ok) => match message.ack().await {
                 Ok(()) => {
                     Live::add(&self.ledger.live.acks);
-                    self.ledger.processed(seq);
+                    self.ledger.processed(seq, stream_seq);
                 }
                 Err(e) => {
                     tracing::warn!(event_id = %id, error = %e, "ack not sent; it will be redelivered")

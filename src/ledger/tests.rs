@@ -28,8 +28,8 @@ fn a_calm_run_accounts_for_every_event() {
         ledger.published(seq, seq + 1, false);
     }
     for seq in 0..3 {
-        assert!(ledger.delivered(seq, 1).first);
-        assert!(ledger.processed(seq));
+        assert!(ledger.delivered(seq, 1, seq + 1).first);
+        assert!(ledger.processed(seq, seq + 1));
     }
     assert!(ledger.dead_lettered(3, 4, "error"));
     let a = ledger.account(&[]);
@@ -50,8 +50,8 @@ fn unresolved_events_are_pending_if_present_and_lost_if_gone() {
         ledger.sent(seq);
         ledger.published(seq, 100 + seq, false);
     }
-    ledger.processed(0);
-    ledger.processed(3);
+    ledger.processed(0, 1);
+    ledger.processed(3, 3 + 1);
     assert_eq!(ledger.unresolved(), vec![(1, 101), (2, 102), (4, 104)]);
     let a = ledger.account(&[1, 4]);
     assert_eq!(
@@ -68,14 +68,16 @@ fn a_second_delivery_is_a_duplicate_never_a_second_count() {
     let ledger = ledger_with(1);
     ledger.sent(0);
     ledger.published(0, 1, false);
-    assert!(ledger.delivered(0, 1).first);
-    assert!(ledger.processed(0));
+    assert!(ledger.delivered(0, 1, 1).first);
+    assert!(ledger.processed(0, 1));
     // The ack was lost: the same stream message comes again.
-    let again = ledger.delivered(0, 2);
+    let again = ledger.delivered(0, 2, 1);
     assert!(!again.first && again.already_resolved);
-    assert!(!ledger.processed(0));
+    assert!(!ledger.processed(0, 1));
+    // A restarted server rewound the consumer: the same message, count 1.
+    ledger.delivered(0, 1, 1);
     // A retry stored after the duplicate window: a second stream message.
-    ledger.delivered(0, 1);
+    ledger.delivered(0, 1, 7);
     let a = ledger.account(&[]);
     assert_eq!(
         (
@@ -84,7 +86,7 @@ fn a_second_delivery_is_a_duplicate_never_a_second_count() {
             a.stream_duplicates,
             a.redelivered
         ),
-        (1, 2, 1, 1)
+        (1, 3, 1, 1)
     );
     assert!(a.invariants_hold());
 }
@@ -98,8 +100,8 @@ fn failed_or_indeterminate_events_that_arrive_anyway_are_recovered() {
     ledger.indeterminate(0);
     ledger.publish_failed(1);
     ledger.indeterminate(2);
-    ledger.delivered(0, 1);
-    ledger.processed(0);
+    ledger.delivered(0, 1, 1);
+    ledger.processed(0, 1);
     let a = ledger.account(&[]);
     assert_eq!(
         (a.published, a.indeterminate, a.publish_failed, a.recovered),
@@ -114,8 +116,8 @@ fn failed_or_indeterminate_events_that_arrive_anyway_are_recovered() {
 fn the_consumer_may_see_an_event_before_its_puback() {
     let ledger = ledger_with(1);
     ledger.sent(0);
-    ledger.delivered(0, 1);
-    ledger.processed(0);
+    ledger.delivered(0, 1, 1);
+    ledger.processed(0, 1);
     ledger.published(0, 1, false);
     assert!(
         ledger.unresolved().is_empty(),
@@ -144,9 +146,9 @@ fn unsent_and_unanswered_events_close_as_not_sent_and_indeterminate() {
 #[test]
 fn deliveries_of_unknown_seqs_change_nothing() {
     let ledger = ledger_with(1);
-    let delivery = ledger.delivered(99, 1);
+    let delivery = ledger.delivered(99, 1, 99 + 1);
     assert!(!delivery.first);
-    assert!(!ledger.processed(99));
+    assert!(!ledger.processed(99, 99 + 1));
     assert!(!ledger.dead_lettered(99, 5, "poison"));
     assert_eq!(ledger.account(&[]).processed, 0);
 }

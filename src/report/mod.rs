@@ -39,7 +39,8 @@ pub struct Report {
     pub latency: BTreeMap<String, Summary>,
     pub consumer: ConsumerState,
     pub criteria: Vec<criteria::Outcome>,
-    pub faults: Vec<serde_json::Value>,
+    /// The faults applied: what, on which node, when, and when it recovered.
+    pub faults: Vec<crate::faults::Applied>,
     /// The run was stopped by Ctrl+C or SIGTERM: the report is partial.
     pub interrupted: bool,
     /// The abort_on expression that stopped the run, if one did.

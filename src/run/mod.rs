@@ -87,6 +87,8 @@ struct Experiment {
     workers: TaskTracker,
     connections: [Arc<ConnectionState>; 2],
     telemetry: Telemetry,
+    /// The embedded nodes, for the fault timeline.
+    cluster: Option<Arc<tokio::sync::Mutex<EmbeddedCluster>>>,
     /// Every criterion, checks and abort_on, for the live metrics.
     criteria: Vec<crate::criteria::Criterion>,
     target: crate::report::TargetInfo,
@@ -123,7 +125,7 @@ pub async fn run_with_telemetry(
             let started = EmbeddedCluster::start(s.target.nodes).await?;
             let url = started.url();
             tracing::info!(%url, nodes = s.target.nodes, "embedded nats-server ready");
-            cluster = Some(started);
+            cluster = Some(Arc::new(tokio::sync::Mutex::new(started)));
             url
         }
     };
@@ -132,10 +134,13 @@ pub async fn run_with_telemetry(
         embedded: cluster.is_some(),
         nodes: if cluster.is_some() { s.target.nodes } else { 0 },
     };
-    let experiment = Experiment::set_up(config, signals, &url, target, telemetry).await?;
+    let mut experiment = Experiment::set_up(config, signals, &url, target, telemetry).await?;
+    experiment.cluster = cluster.clone();
     let finished = experiment.execute().await;
-    if let Some(cluster) = cluster {
-        cluster.shutdown().await;
+    // The fault timeline has ended, so this is the last handle; were it not,
+    // the cluster's Drop still stops every node.
+    if let Some(cluster) = cluster.and_then(|c| Arc::try_unwrap(c).ok()) {
+        cluster.into_inner().shutdown().await;
     }
     Ok(finished)
 }
@@ -229,6 +234,7 @@ impl Experiment {
             connections,
             telemetry,
             criteria,
+            cluster: None,
             target,
             started_at: SystemTime::now(),
             start: Start {
@@ -245,12 +251,20 @@ impl Experiment {
             instant: Instant::now(),
             wall: self.started_at,
         };
+        let fault_stop = CancellationToken::new();
+        let timeline = self.start_faults(fault_stop.clone());
         let ending = self.load(&mut progress).await;
         let load_time = self.start.instant.elapsed();
         self.drain(&ending, &mut progress, load_time).await;
         progress.finish();
+        // A fault still under way recovers now, before the books close.
+        fault_stop.cancel();
+        let faults = match timeline {
+            Some(task) => task.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
         let consumer_state = self.close().await;
-        let mut report = self.report(ending, load_time, consumer_state).await;
+        let mut report = self.report(ending, load_time, consumer_state, faults).await;
         self.telemetry.finish(&self.ledger, &report);
         let problems = self
             .telemetry
@@ -364,7 +378,30 @@ impl Experiment {
         snapshot
     }
 
-    async fn report(&self, ending: Ending, load_time: Duration, consumer: ConsumerState) -> Report {
+    /// The fault timeline, from the start of the load, if there is one.
+    fn start_faults(
+        &self,
+        stop: CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<Vec<crate::faults::Applied>>> {
+        let faults = self.config.scenario.faults.clone();
+        let cluster = self.cluster.clone()?;
+        if faults.is_empty() {
+            return None;
+        }
+        let watcher = self.telemetry.fault_watcher(&faults);
+        let start = self.start.instant;
+        Some(tokio::spawn(crate::faults::run_timeline(
+            faults, cluster, start, stop, watcher,
+        )))
+    }
+
+    async fn report(
+        &self,
+        ending: Ending,
+        load_time: Duration,
+        consumer: ConsumerState,
+        faults: Vec<crate::faults::Applied>,
+    ) -> Report {
         let unresolved = self.ledger.unresolved();
         let mut warnings = Vec::new();
         let gone = match provision::gone_from_stream(&self.provisioned.stream, &unresolved).await {
@@ -389,6 +426,7 @@ impl Experiment {
                 .iter()
                 .map(|c| c.reconnects.load(std::sync::atomic::Ordering::Relaxed))
                 .sum(),
+            faults,
         };
         verdict::build(
             facts,

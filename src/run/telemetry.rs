@@ -81,6 +81,27 @@ impl Telemetry {
         })
     }
 
+    /// A watcher that shows each fault of `faults` in `harness_fault_active`.
+    pub fn fault_watcher(&self, faults: &[crate::scenario::Fault]) -> crate::faults::Watcher {
+        let gauges: Vec<_> = faults
+            .iter()
+            .map(|f| {
+                let labels = [
+                    ("fault", f.kind.name().to_string()),
+                    ("node", f.node.to_string()),
+                ];
+                let gauge = self.metrics.gauge("harness_fault_active", &labels);
+                gauge.set(0.0);
+                ((f.kind, f.node), gauge)
+            })
+            .collect();
+        Arc::new(move |kind, node, active| {
+            for (_, gauge) in gauges.iter().filter(|(key, _)| *key == (kind, node)) {
+                gauge.set(if active { 1.0 } else { 0.0 });
+            }
+        })
+    }
+
     /// Stats whose histograms also feed Prometheus.
     pub fn stats(&self) -> Stats {
         Stats::exporting(Latency::ALL.map(|l| self.metrics.histogram(l)))

@@ -55,6 +55,7 @@ pub struct Facts<'a> {
     pub sent: u64,
     pub stats: &'a Stats,
     pub reconnects: u64,
+    pub faults: Vec<crate::faults::Applied>,
 }
 
 fn rates(facts: &Facts) -> Rates {
@@ -143,7 +144,7 @@ pub fn build(
         latency,
         consumer,
         criteria: Vec::new(),
-        faults: Vec::new(),
+        faults: facts.faults,
         interrupted,
         aborted_by,
         saturated,

@@ -27,6 +27,8 @@ pub struct Scenario {
     pub consumer: Consumer,
     pub drain: Drain,
     pub criteria: Criteria,
+    /// Faults injected on a timeline.
+    pub faults: Vec<Fault>,
 }
 
 /// Where the NATS server is: an external URL, or one the harness starts.
@@ -421,4 +423,36 @@ pub struct Criteria {
     /// Time from the start before abort_on is first checked.
     #[serde(with = "humantime_serde")]
     pub abort_grace: Duration,
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// SIGKILL the node, then start it again after `duration` (same store and port).
+    Kill,
+    /// Stop the node gracefully (lame duck), then start it again after `duration`.
+    Restart,
+    /// SIGSTOP the node for `duration`, then SIGCONT.
+    Pause,
+}
+
+/// One fault on the timeline (embedded targets).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// When the fault starts, from the start of the load.
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    pub kind: FaultKind,
+    /// How long the node stays down or paused before it recovers.
+    #[serde(with = "humantime_serde", default = "default_fault_duration")]
+    pub duration: Duration,
+    /// Which embedded node (0-based).
+    #[serde(default)]
+    pub node: usize,
+}
+
+fn default_fault_duration() -> Duration {
+    Duration::from_secs(5)
 }

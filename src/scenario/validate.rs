@@ -32,7 +32,29 @@ pub fn validate(s: &Scenario) -> Check {
     load(s)?;
     publish(s)?;
     consumer(s)?;
-    criteria(s)
+    criteria(s)?;
+    faults(s)
+}
+
+fn faults(s: &Scenario) -> Check {
+    for (i, fault) in s.faults.iter().enumerate() {
+        let key = format!("faults[{i}]");
+        require(s.target.url.is_none(), &format!("{key}.kind"), || {
+            "server faults need an embedded target (the harness must own the nats-server); remove target.url".into()
+        })?;
+        require(fault.node < s.target.nodes, &format!("{key}.node"), || {
+            format!(
+                "node {} does not exist: target.nodes is {} (nodes count from 0)",
+                fault.node, s.target.nodes
+            )
+        })?;
+        require(
+            fault.duration > Duration::ZERO,
+            &format!("{key}.duration"),
+            || "must be above 0s".into(),
+        )?;
+    }
+    Ok(())
 }
 
 fn target(s: &Scenario) -> Check {

@@ -123,3 +123,18 @@ fn names_and_subjects_are_checked() {
     assert!(valid_subject("a.*.>", true) && !valid_subject("a.>.b", true));
     assert!(!valid_subject("a..b", false) && !valid_subject("a.*", false));
 }
+
+#[test]
+fn faults_need_an_embedded_target_and_an_existing_node() {
+    let base = "[load]\nrate = 1\nduration = \"10s\"\n";
+    let ok = format!("{base}[[faults]]\nat = \"2s\"\nkind = \"kill\"\nduration = \"1s\"\n");
+    let s = parse(&ok, Path::new("s.toml")).unwrap();
+    assert_eq!(s.faults[0].kind, crate::scenario::FaultKind::Kill);
+    let external = format!("[target]\nurl = \"nats://127.0.0.1:4222\"\n{ok}");
+    assert_eq!(error_of(&external).key, "faults[0].kind");
+    let bad_node = format!("{base}[[faults]]\nat = \"2s\"\nkind = \"pause\"\nnode = 2\n");
+    let e = error_of(&bad_node);
+    assert_eq!((e.line, e.key.as_str()), (7, "faults[0].node"));
+    let bad_kind = format!("{base}[[faults]]\nat = \"2s\"\nkind = \"explode\"\n");
+    assert!(error_of(&bad_kind).message.contains("`kill`"));
+}

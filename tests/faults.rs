@@ -1,0 +1,55 @@
+//! Faults on the timeline against real embedded nats-servers: the harness
+//! comes through them, and its books still balance.
+
+use std::path::Path;
+use std::time::Duration;
+
+use harness::progress;
+use harness::run::{self, RunConfig, Signals};
+use harness::scenario::{self, FaultKind};
+
+/// The chaos scenario, shortened: kill -9 of a file-storage server mid-run,
+/// restart on the same store and port. Nothing acknowledged is lost, the
+/// clients reconnect, and the fault is in the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_and_restarted_file_storage_server_loses_nothing() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/chaos.toml");
+    let mut scenario = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    scenario.load.duration = Some(Duration::from_secs(12));
+    scenario.faults[0].at = Duration::from_secs(4);
+    scenario.faults[0].duration = Duration::from_secs(2);
+    let config = RunConfig {
+        scenario,
+        name: "chaos".into(),
+        file: path,
+        run_id: "chaos".into(),
+        seed: 5,
+        progress: progress::Mode::Quiet,
+        metrics: Default::default(),
+    };
+    let report = run::run(config, Signals::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = &report.counts;
+    assert!(c.invariants_hold(), "{:?}", c.invariants);
+    assert_eq!(c.scheduled, 600);
+    assert_eq!((c.lost, c.pending, c.publish_failed), (0, 0, 0), "{c:#?}");
+    assert!(report.passed, "{:#?}\n{c:#?}", report.criteria);
+    assert_eq!(
+        c.stream_duplicates, 0,
+        "retries were deduplicated across the restart: {c:#?}"
+    );
+    assert_eq!(report.faults.len(), 1);
+    let fault = &report.faults[0];
+    assert_eq!(
+        (fault.kind, fault.node, fault.error.as_deref()),
+        (FaultKind::Kill, 0, None)
+    );
+    let down = fault.recovered_secs.expect("the node came back") - fault.started_secs;
+    assert!((2.0..10.0).contains(&down), "down for {down}s");
+    assert!(
+        report.warnings.iter().any(|w| w.contains("reconnects")),
+        "the clients reconnected: {:?}",
+        report.warnings
+    );
+}
