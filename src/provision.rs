@@ -248,30 +248,51 @@ pub async fn provision(js: &Context, s: &Scenario) -> Result<Provisioned, Provis
     })
 }
 
-/// Of the given (event, stream sequence) pairs, the events whose message is
-/// no longer in the stream. Sequences below the stream's first are gone
-/// without asking; the others are looked up one by one when the stream has
-/// interior deletes, since only then can a message in range be missing.
+/// Of the given (event, stream sequence, event id) triples, the events whose
+/// message is no longer in the stream. Each sequence is looked up and its
+/// `Nats-Msg-Id` compared, because a sequence can be reused: a memory-storage
+/// server that lost its messages in a crash numbers new ones from its old
+/// first sequence again. Sequences below the stream's first are gone without
+/// asking.
 pub async fn gone_from_stream(
     stream: &stream::Stream,
-    unresolved: &[(u64, u64)],
+    unresolved: &[(u64, u64, String)],
 ) -> Result<Vec<u64>, String> {
+    use futures::StreamExt;
     if unresolved.is_empty() {
         return Ok(Vec::new());
     }
-    let info = stream.get_info().await.map_err(|e| e.to_string())?;
-    let state = &info.state;
-    let interior_deletes = state.deleted_count.unwrap_or(0) > 0
-        || state.messages < (state.last_sequence + 1).saturating_sub(state.first_sequence);
-    let mut gone = Vec::new();
-    for &(event, seq) in unresolved {
-        let out_of_range =
-            seq < state.first_sequence || seq > state.last_sequence || state.messages == 0;
-        if out_of_range || (interior_deletes && !present(stream, seq).await?) {
-            gone.push(event);
+    let first = match stream.get_info().await {
+        Ok(info) => info.state.first_sequence,
+        // The stream itself is gone (a memory-storage server that crashed
+        // forgets it): so is every message it held.
+        Err(e) if is_stream_not_found(&e) => {
+            return Ok(unresolved.iter().map(|(event, _, _)| *event).collect())
         }
+        Err(e) => return Err(e.to_string()),
+    };
+    // Owned values, so the lookups are plain 'static futures.
+    let checks = futures::stream::iter(unresolved.to_vec()).map(|(event, seq, id)| {
+        let stream = stream.clone();
+        async move {
+            let stored = seq >= first && holds(&stream, seq, &id).await?;
+            Ok::<_, String>((!stored).then_some(event))
+        }
+    });
+    let results: Vec<Result<Option<u64>, String>> = checks.buffer_unordered(32).collect().await;
+    let mut gone = Vec::new();
+    for result in results {
+        gone.extend(result?);
     }
+    gone.sort_unstable();
     Ok(gone)
+}
+
+fn is_stream_not_found(e: &stream::InfoError) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    std::error::Error::source(e)
+        .and_then(|source| source.downcast_ref::<async_nats::jetstream::Error>())
+        .is_some_and(|inner| inner.error_code() == ErrorCode::STREAM_NOT_FOUND)
 }
 
 fn missing(e: &stream::RawMessageError) -> bool {
@@ -285,10 +306,11 @@ fn missing(e: &stream::RawMessageError) -> bool {
     }
 }
 
-async fn present(stream: &stream::Stream, seq: u64) -> Result<bool, String> {
+/// Whether the stream holds, at `seq`, the message with id `id`.
+async fn holds(stream: &stream::Stream, seq: u64, id: &str) -> Result<bool, String> {
     for _ in 0..3 {
         match stream.get_raw_message(seq).await {
-            Ok(_) => return Ok(true),
+            Ok(message) => return Ok(crate::event::event_id(Some(&message.headers)) == Some(id)),
             Err(e) if missing(&e) => return Ok(false),
             Err(e) => {
                 tracing::debug!(seq, error = %e, "message lookup failed; retrying");

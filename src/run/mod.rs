@@ -402,7 +402,12 @@ impl Experiment {
         consumer: ConsumerState,
         faults: Vec<crate::faults::Applied>,
     ) -> Report {
-        let unresolved = self.ledger.unresolved();
+        let unresolved: Vec<(u64, u64, String)> = self
+            .ledger
+            .unresolved()
+            .into_iter()
+            .map(|(event, seq)| (event, seq, self.ledger.event_id(event)))
+            .collect();
         let mut warnings = Vec::new();
         let gone = match provision::gone_from_stream(&self.provisioned.stream, &unresolved).await {
             Ok(gone) => gone,
