@@ -1,5 +1,6 @@
 //! Faults on a timeline: kill -9, graceful restart and pause of embedded
-//! nats-server nodes, each recovered after its duration. Every fault is
+//! nats-server nodes, and crash, stall and slowness of the consumer under
+//! test, each recovered after its duration. Every fault is
 //! recorded (what, on which node, when, for how long) for the report, and
 //! shown as active in the metrics while it lasts.
 
@@ -10,6 +11,7 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::consumer::control::Control;
 use crate::scenario::{Fault, FaultKind};
 use crate::target::embedded::EmbeddedCluster;
 
@@ -17,7 +19,8 @@ use crate::target::embedded::EmbeddedCluster;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Applied {
     pub kind: FaultKind,
-    pub node: usize,
+    /// The embedded node, for server faults.
+    pub node: Option<usize>,
     /// Seconds from the start of the load.
     pub started_secs: f64,
     /// When the node was back (restarted or resumed), if it came back.
@@ -32,27 +35,38 @@ impl FaultKind {
             FaultKind::Kill => "kill",
             FaultKind::Restart => "restart",
             FaultKind::Pause => "pause",
+            FaultKind::ConsumerCrash => "consumer_crash",
+            FaultKind::ConsumerStall => "consumer_stall",
+            FaultKind::ConsumerSlow => "consumer_slow",
         }
     }
 }
 
 /// Called with (fault, node, active) when a fault starts and ends.
-pub type Watcher = Arc<dyn Fn(FaultKind, usize, bool) + Send + Sync>;
+pub type Watcher = Arc<dyn Fn(FaultKind, Option<usize>, bool) + Send + Sync>;
+
+/// What faults act on.
+#[derive(Clone)]
+pub struct Targets {
+    /// The embedded nodes; None for an external target.
+    pub cluster: Option<Arc<Mutex<EmbeddedCluster>>>,
+    pub consumer: Arc<Control>,
+}
 
 /// Runs every fault at its time, each in its own task so that overlapping
 /// faults overlap. `stop` cuts waiting short: a fault not yet started is
 /// skipped, one under way recovers at once.
 pub async fn run_timeline(
     faults: Vec<Fault>,
-    cluster: Arc<Mutex<EmbeddedCluster>>,
+    targets: Targets,
     start: Instant,
     stop: CancellationToken,
     watcher: Watcher,
 ) -> Vec<Applied> {
     let mut tasks = tokio::task::JoinSet::new();
     for (index, fault) in faults.into_iter().enumerate() {
-        let (cluster, stop, watcher) = (cluster.clone(), stop.clone(), watcher.clone());
-        tasks.spawn(async move { (index, apply(fault, cluster, start, stop, watcher).await) });
+        let (targets, stop, watcher) = (targets.clone(), stop.clone(), watcher.clone());
+        tasks.spawn(async move { (index, apply(fault, targets, start, stop, watcher).await) });
     }
     let mut applied = Vec::new();
     while let Some(result) = tasks.join_next().await {
@@ -73,7 +87,7 @@ async fn sleep_until(at: Instant, stop: &CancellationToken) -> bool {
 
 async fn apply(
     fault: Fault,
-    cluster: Arc<Mutex<EmbeddedCluster>>,
+    targets: Targets,
     start: Instant,
     stop: CancellationToken,
     watcher: Watcher,
@@ -81,7 +95,7 @@ async fn apply(
     if !sleep_until(start + fault.at, &stop).await {
         return None;
     }
-    let node = fault.node;
+    let node = fault.kind.on_server().then_some(fault.node);
     let mut record = Applied {
         kind: fault.kind,
         node,
@@ -89,36 +103,67 @@ async fn apply(
         recovered_secs: None,
         error: None,
     };
-    tracing::warn!(fault = fault.kind.name(), node, "fault starts");
-    let injected = {
-        let mut cluster = cluster.lock().await;
-        match fault.kind {
-            FaultKind::Kill => cluster.kill(node).await,
-            FaultKind::Restart => cluster.stop(node).await,
-            FaultKind::Pause => cluster.pause(node),
-        }
-    };
-    if let Err(e) = injected {
-        record.error = Some(e.to_string());
+    tracing::warn!(fault = fault.kind.name(), ?node, "fault starts");
+    if let Err(e) = inject(&fault, &targets).await {
+        record.error = Some(e);
         return Some(record);
     }
     watcher(fault.kind, node, true);
     // Recover at the end of the fault, or at once if the run is stopping.
     let _ = sleep_until(Instant::now() + fault.duration, &stop).await;
-    let recovered = {
-        let mut cluster = cluster.lock().await;
-        match fault.kind {
-            FaultKind::Kill | FaultKind::Restart => cluster.restart(node).await,
-            FaultKind::Pause => cluster.resume(node),
-        }
-    };
+    let recovered = recover(&fault, &targets).await;
     watcher(fault.kind, node, false);
     match recovered {
         Ok(()) => {
             record.recovered_secs = Some(start.elapsed().as_secs_f64());
-            tracing::warn!(fault = fault.kind.name(), node, "fault over: node back");
+            tracing::warn!(fault = fault.kind.name(), ?node, "fault over");
         }
         Err(e) => record.error = Some(format!("recovery failed: {e}")),
     }
     Some(record)
+}
+
+async fn inject(fault: &Fault, targets: &Targets) -> Result<(), String> {
+    let consumer = &targets.consumer;
+    match fault.kind {
+        FaultKind::ConsumerCrash => consumer.crash(),
+        FaultKind::ConsumerStall => consumer.set_stalled(true),
+        FaultKind::ConsumerSlow => consumer.set_slow_factor(fault.factor),
+        server => {
+            let cluster = targets
+                .cluster
+                .as_ref()
+                .ok_or("server faults need an embedded target")?;
+            let mut cluster = cluster.lock().await;
+            let done = match server {
+                FaultKind::Kill => cluster.kill(fault.node).await,
+                FaultKind::Restart => cluster.stop(fault.node).await,
+                _ => cluster.pause(fault.node),
+            };
+            done.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+async fn recover(fault: &Fault, targets: &Targets) -> Result<(), String> {
+    let consumer = &targets.consumer;
+    match fault.kind {
+        FaultKind::ConsumerCrash => consumer.revive(),
+        FaultKind::ConsumerStall => consumer.set_stalled(false),
+        FaultKind::ConsumerSlow => consumer.set_slow_factor(1.0),
+        server => {
+            let cluster = targets
+                .cluster
+                .as_ref()
+                .ok_or("server faults need an embedded target")?;
+            let mut cluster = cluster.lock().await;
+            let done = match server {
+                FaultKind::Pause => cluster.resume(fault.node),
+                _ => cluster.restart(fault.node).await,
+            };
+            done.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }

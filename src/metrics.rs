@@ -92,7 +92,7 @@ pub const CATALOGUE: &[Described] = &[
     m("harness_run_passed", G, &[], "The verdict, 1 passed or 0 failed: provisional (every criterion on the live figures) until harness_run_finished is 1."),
     m("harness_run_finished", G, &[], "0 while the run goes on, 1 once its final values are set."),
     m("harness_run_info", G, &["version", "scenario_file"], "Always 1; labels describe the run."),
-    m("harness_fault_active", G, &["fault", "node"], "1 while a fault (kill, restart, pause) is active on an embedded node."),
+    m("harness_fault_active", G, &["fault", "node"], "1 while a fault is active; node is the embedded node, or `consumer` for the consumer under test."),
 ];
 
 /// Bucket upper bounds (seconds) for each latency histogram, fitted to its range.

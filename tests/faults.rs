@@ -43,7 +43,7 @@ async fn a_killed_and_restarted_file_storage_server_loses_nothing() {
     let fault = &report.faults[0];
     assert_eq!(
         (fault.kind, fault.node, fault.error.as_deref()),
-        (FaultKind::Kill, 0, None)
+        (FaultKind::Kill, Some(0), None)
     );
     let down = fault.recovered_secs.expect("the node came back") - fault.started_secs;
     assert!((2.0..10.0).contains(&down), "down for {down}s");
@@ -118,4 +118,45 @@ async fn a_killed_memory_storage_server_loses_exactly_what_it_held() {
     assert!(!report.passed, "lost == 0 fails");
     assert_eq!(report.faults[0].kind, FaultKind::Kill);
     assert!(report.faults[0].recovered_secs.is_some());
+}
+
+/// The consumer-crash scenario, shortened: deliveries dropped by the crash
+/// come back once ack_wait passes, counted as redeliveries; nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_consumer_gets_its_dropped_deliveries_again() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/consumer-crash.toml");
+    let mut scenario = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    scenario.load.duration = Some(Duration::from_secs(8));
+    scenario.consumer.ack_wait = Duration::from_secs(3);
+    scenario.faults[0].at = Duration::from_secs(3);
+    scenario.faults[0].duration = Duration::from_secs(2);
+    let config = RunConfig {
+        scenario,
+        name: "consumer-crash".into(),
+        file: path,
+        run_id: "crash".into(),
+        seed: 2,
+        progress: progress::Mode::Quiet,
+        metrics: Default::default(),
+    };
+    let report = run::run(config, Signals::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = &report.counts;
+    assert!(c.invariants_hold(), "{:?}", c.invariants);
+    assert_eq!(
+        (c.scheduled, c.processed, c.lost, c.pending),
+        (400, 400, 0, 0),
+        "{c:#?}"
+    );
+    assert!(
+        c.redelivered > 0,
+        "the dropped deliveries came back: {c:#?}"
+    );
+    assert!(report.passed, "{:#?}", report.criteria);
+    let fault = &report.faults[0];
+    assert_eq!((fault.kind, fault.node), (FaultKind::ConsumerCrash, None));
+    assert!(fault
+        .recovered_secs
+        .is_some_and(|end| end - fault.started_secs >= 2.0));
 }

@@ -13,6 +13,7 @@
 //! by flushing and checking the consumer's ack-pending count.
 
 pub mod advisory;
+pub mod control;
 mod dead_letter;
 pub mod simulate;
 
@@ -33,6 +34,7 @@ use crate::event;
 use crate::ledger::{Ledger, Live};
 use crate::scenario::{self, PayloadKind};
 use crate::stats::{Latency, Stats};
+use control::Control;
 use simulate::Verdict;
 
 /// What every worker shares.
@@ -44,6 +46,7 @@ pub struct Workers {
     payload_kind: PayloadKind,
     dead_letters: Arc<DeadLetters>,
     stop: CancellationToken,
+    control: Arc<Control>,
 }
 
 impl Workers {
@@ -63,7 +66,13 @@ impl Workers {
             config: scenario.consumer.clone(),
             payload_kind: scenario.load.payload.kind,
             stop,
+            control: Arc::default(),
         })
+    }
+
+    /// The handle the fault timeline uses to crash, stall or slow the workers.
+    pub fn control(&self) -> Arc<Control> {
+        self.control.clone()
     }
 
     pub fn dead_letters(&self) -> Arc<DeadLetters> {
@@ -80,8 +89,14 @@ impl Workers {
     }
 
     /// One worker: pull, handle, repeat; a broken pull stream is reopened.
+    /// A crash drops the pull stream and what it holds; a stall stops reading.
     async fn work(&self, index: usize, mut rng: StdRng) {
         while !self.stop.is_cancelled() {
+            if !self.control.may_work() {
+                self.pause(Duration::from_millis(50)).await;
+                continue;
+            }
+            let life = self.control.life();
             let opened = self
                 .consumer
                 .stream()
@@ -98,12 +113,17 @@ impl Workers {
                 }
             };
             loop {
+                while !self.control.may_work() && !life.is_cancelled() {
+                    self.pause(Duration::from_millis(50)).await;
+                }
                 let next = tokio::select! {
                     next = messages.next() => next,
                     _ = self.stop.cancelled() => return,
+                    // Crashed: drop the stream with every delivery it holds.
+                    _ = life.cancelled() => break,
                 };
                 match next {
-                    Some(Ok(message)) => self.handle(message, &mut rng).await,
+                    Some(Ok(message)) => self.handle(message, &mut rng, &life).await,
                     Some(Err(e)) => {
                         // Missed heartbeats and failed pulls are reported by
                         // the stream and recovered from; keep reading.
@@ -123,7 +143,7 @@ impl Workers {
         }
     }
 
-    async fn handle(&self, message: Message, rng: &mut StdRng) {
+    async fn handle(&self, message: Message, rng: &mut StdRng, life: &CancellationToken) {
         let received = SystemTime::now();
         let (stream_seq, deliveries) = match message.info() {
             Ok(info) => (info.stream_sequence, info.delivered),
@@ -172,6 +192,7 @@ impl Workers {
             return;
         }
         let (verdict, work) = simulate::draw(&self.config, rng);
+        let work = self.control.slowed(work);
         let started = Instant::now();
         let finished = if work.is_zero() {
             // No simulated work: skip the timer, which costs more than the rest.
@@ -181,6 +202,8 @@ impl Workers {
                 finished = tokio::time::timeout(self.config.processing_timeout, tokio::time::sleep(work)) => finished,
                 // The run is over: leave the message unacked; it stays in the stream.
                 _ = self.stop.cancelled() => return,
+                // Crashed mid-handler: the delivery is dropped unacknowledged.
+                _ = life.cancelled() => return,
             }
         };
         self.stats.record(Latency::Processing, started.elapsed());

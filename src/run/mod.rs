@@ -87,6 +87,8 @@ struct Experiment {
     workers: TaskTracker,
     connections: [Arc<ConnectionState>; 2],
     telemetry: Telemetry,
+    /// The consumer's crash, stall and slow switches, for the fault timeline.
+    consumer_control: Arc<crate::consumer::control::Control>,
     /// The embedded nodes, for the fault timeline.
     cluster: Option<Arc<tokio::sync::Mutex<EmbeddedCluster>>>,
     /// Every criterion, checks and abort_on, for the live metrics.
@@ -187,6 +189,7 @@ impl Experiment {
             worker_stop.clone(),
         );
         let dead_letters = workers.dead_letters();
+        let consumer_control = workers.control();
         let tracker = TaskTracker::new();
         let stream_consumer = js_publish_stream(&provisioned);
         let watcher = advisory::watch(
@@ -235,6 +238,7 @@ impl Experiment {
             telemetry,
             criteria,
             cluster: None,
+            consumer_control,
             target,
             started_at: SystemTime::now(),
             start: Start {
@@ -384,14 +388,17 @@ impl Experiment {
         stop: CancellationToken,
     ) -> Option<tokio::task::JoinHandle<Vec<crate::faults::Applied>>> {
         let faults = self.config.scenario.faults.clone();
-        let cluster = self.cluster.clone()?;
         if faults.is_empty() {
             return None;
         }
+        let targets = crate::faults::Targets {
+            cluster: self.cluster.clone(),
+            consumer: self.consumer_control.clone(),
+        };
         let watcher = self.telemetry.fault_watcher(&faults);
         let start = self.start.instant;
         Some(tokio::spawn(crate::faults::run_timeline(
-            faults, cluster, start, stop, watcher,
+            faults, targets, start, stop, watcher,
         )))
     }
 

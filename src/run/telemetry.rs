@@ -86,13 +86,12 @@ impl Telemetry {
         let gauges: Vec<_> = faults
             .iter()
             .map(|f| {
-                let labels = [
-                    ("fault", f.kind.name().to_string()),
-                    ("node", f.node.to_string()),
-                ];
+                let node = f.kind.on_server().then_some(f.node);
+                let place = node.map_or_else(|| "consumer".to_string(), |n| n.to_string());
+                let labels = [("fault", f.kind.name().to_string()), ("node", place)];
                 let gauge = self.metrics.gauge("harness_fault_active", &labels);
                 gauge.set(0.0);
-                ((f.kind, f.node), gauge)
+                ((f.kind, node), gauge)
             })
             .collect();
         Arc::new(move |kind, node, active| {

@@ -435,9 +435,26 @@ pub enum FaultKind {
     Restart,
     /// SIGSTOP the node for `duration`, then SIGCONT.
     Pause,
+    /// The consumer under test crashes: every in-flight delivery is dropped
+    /// unacknowledged, and the workers start again after `duration`.
+    ConsumerCrash,
+    /// The consumer stops reading deliveries for `duration`.
+    ConsumerStall,
+    /// Processing takes `factor` times longer for `duration`.
+    ConsumerSlow,
 }
 
-/// One fault on the timeline (embedded targets).
+impl FaultKind {
+    /// Faults on a nats-server node (the others hit the consumer under test).
+    pub fn on_server(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Kill | FaultKind::Restart | FaultKind::Pause
+        )
+    }
+}
+
+/// One fault on the timeline.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
@@ -445,14 +462,21 @@ pub struct Fault {
     #[serde(with = "humantime_serde")]
     pub at: Duration,
     pub kind: FaultKind,
-    /// How long the node stays down or paused before it recovers.
+    /// How long the fault lasts before recovery.
     #[serde(with = "humantime_serde", default = "default_fault_duration")]
     pub duration: Duration,
-    /// Which embedded node (0-based).
+    /// Which embedded node (0-based), for server faults.
     #[serde(default)]
     pub node: usize,
+    /// consumer_slow: how many times longer processing takes.
+    #[serde(default = "default_slow_factor")]
+    pub factor: f64,
 }
 
 fn default_fault_duration() -> Duration {
     Duration::from_secs(5)
+}
+
+fn default_slow_factor() -> f64 {
+    10.0
 }

@@ -39,6 +39,24 @@ pub fn validate(s: &Scenario) -> Check {
 fn faults(s: &Scenario) -> Check {
     for (i, fault) in s.faults.iter().enumerate() {
         let key = format!("faults[{i}]");
+        require(
+            fault.duration > Duration::ZERO,
+            &format!("{key}.duration"),
+            || "must be above 0s".into(),
+        )?;
+        if !fault.kind.on_server() {
+            require(
+                fault.factor.is_finite() && fault.factor >= 1.0,
+                &format!("{key}.factor"),
+                || {
+                    format!(
+                        "{}: processing can only be made slower (1 or more)",
+                        fault.factor
+                    )
+                },
+            )?;
+            continue;
+        }
         require(s.target.url.is_none(), &format!("{key}.kind"), || {
             "server faults need an embedded target (the harness must own the nats-server); remove target.url".into()
         })?;
@@ -48,11 +66,6 @@ fn faults(s: &Scenario) -> Check {
                 fault.node, s.target.nodes
             )
         })?;
-        require(
-            fault.duration > Duration::ZERO,
-            &format!("{key}.duration"),
-            || "must be above 0s".into(),
-        )?;
     }
     Ok(())
 }
