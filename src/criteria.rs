@@ -32,6 +32,7 @@ pub const COUNTS: &[&str] = &[
     "redelivered",
     "retries",
     "held_back",
+    "garbage_sent",
 ];
 
 /// Ratios, 0 to 1.

@@ -11,6 +11,7 @@
 //! - [`stats`]: HDR histograms and live counters.
 //! - [`event`]: event ids, headers and payloads, encoded and decoded.
 //! - [`target`]: connecting to NATS, or starting embedded nats-server processes.
+//! - [`garbage`]: foreign input thrown into the load subject.
 //! - [`faults`]: the fault timeline: kill, restart and pause of embedded nodes.
 //! - [`provision`]: the stream, the dead-letter stream and the durable consumer.
 //! - [`publisher`]: sends the schedule, awaits PubAcks, retries, classifies.
@@ -29,6 +30,7 @@ pub mod criteria;
 pub mod error;
 pub mod event;
 pub mod faults;
+pub mod garbage;
 pub mod ledger;
 pub mod metrics;
 pub mod progress;

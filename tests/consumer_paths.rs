@@ -194,3 +194,33 @@ async fn a_conflicting_stream_is_an_error_unless_recreate_is_asked() {
         .storage;
     assert_eq!(info, jetstream::stream::StorageType::File);
 }
+
+/// The poison scenario, shortened: every garbage message the stream took is
+/// counted unexpected and dead-lettered as poison, and the run's own events
+/// are all processed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_garbage_publisher_is_dead_lettered_and_changes_nothing_else() {
+    let server = NatsServer::start().await;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/poison.toml");
+    let mut scenario = harness::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    scenario.load.duration = Some(std::time::Duration::from_secs(5));
+    if let Some(garbage) = scenario.load.garbage.as_mut() {
+        garbage.rate = 5.0;
+    }
+    let report = common::run_to_report(common::config_for(scenario, &server, "poison2")).await;
+    let c = &report.counts;
+    assert!(report.garbage_sent >= 20, "{}", report.garbage_sent);
+    assert_eq!(c.unexpected, report.garbage_sent, "{c:#?}");
+    assert_eq!(report.consumer.dead_letter_copies, report.garbage_sent);
+    assert_eq!(
+        (c.scheduled, c.processed, c.dead_lettered, c.lost),
+        (250, 250, 0, 0)
+    );
+    assert!(report.passed, "{:#?}", report.criteria);
+    let js = jetstream::new(server.client().await);
+    let mut dlq = js.get_stream("HARNESS_POISON_DLQ").await.unwrap();
+    assert_eq!(
+        dlq.info().await.unwrap().state.messages,
+        report.garbage_sent
+    );
+}

@@ -41,6 +41,9 @@ pub struct Report {
     pub criteria: Vec<criteria::Outcome>,
     /// The faults applied: what, on which node, when, and when it recovered.
     pub faults: Vec<crate::faults::Applied>,
+    /// Garbage messages the stream acknowledged (`load.garbage`); each should
+    /// show as unexpected and be dead-lettered as poison.
+    pub garbage_sent: u64,
     /// The run was stopped by Ctrl+C or SIGTERM: the report is partial.
     pub interrupted: bool,
     /// The abort_on expression that stopped the run, if one did.
@@ -113,6 +116,7 @@ impl Report {
             "redelivered" => c.redelivered,
             "retries" => c.retries,
             "held_back" => c.held_back,
+            "garbage_sent" => self.garbage_sent,
             _ => return None,
         })
     }

@@ -69,8 +69,13 @@ impl Experiment {
         }
     }
 
+    /// Every publish answered and every published event resolved. With
+    /// garbage thrown in, the consumer must also have emptied its backlog
+    /// (garbage is no event, so only the idle check in the loop sees it).
     fn settled(&self) -> bool {
-        self.publisher.in_flight() == 0 && self.ledger.unresolved_count() == 0
+        self.publisher.in_flight() == 0
+            && self.ledger.unresolved_count() == 0
+            && self.config.scenario.load.garbage.is_none()
     }
 
     /// Stops the actors and confirms the consumer's acks with the server.

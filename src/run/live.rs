@@ -11,6 +11,7 @@ pub struct LiveFigures<'a> {
     pub stats: &'a Stats,
     pub target_rate: f64,
     pub achieved_rate: f64,
+    pub garbage_sent: u64,
 }
 
 impl LiveFigures<'_> {
@@ -32,6 +33,7 @@ impl LiveFigures<'_> {
             "redelivered" => get(&live.redelivered),
             "retries" => get(&live.retries),
             "held_back" => get(&live.held_back),
+            "garbage_sent" => self.garbage_sent,
             "not_sent" | "lost" | "lost_mid_run" | "lost_tail" | "recovered" => 0,
             _ => return None,
         })

@@ -87,6 +87,9 @@ struct Experiment {
     workers: TaskTracker,
     connections: [Arc<ConnectionState>; 2],
     telemetry: Telemetry,
+    /// The connection foreign input is thrown from, if `load.garbage` is set.
+    garbage_client: Option<(Client, Arc<ConnectionState>)>,
+    garbage_sent: Arc<std::sync::atomic::AtomicU64>,
     /// The consumer's crash, stall and slow switches, for the fault timeline.
     consumer_control: Arc<crate::consumer::control::Control>,
     /// The embedded nodes, for the fault timeline.
@@ -190,6 +193,15 @@ impl Experiment {
         );
         let dead_letters = workers.dead_letters();
         let consumer_control = workers.control();
+        let garbage_client = match s.load.garbage {
+            Some(_) => {
+                let state = Arc::new(ConnectionState::default());
+                let client =
+                    target::connect(&s.target, url, "harness-garbage", state.clone()).await?;
+                Some((client, state))
+            }
+            None => None,
+        };
         let tracker = TaskTracker::new();
         let stream_consumer = js_publish_stream(&provisioned);
         let watcher = advisory::watch(
@@ -239,6 +251,8 @@ impl Experiment {
             criteria,
             cluster: None,
             consumer_control,
+            garbage_client,
+            garbage_sent: Arc::default(),
             target,
             started_at: SystemTime::now(),
             start: Start {
@@ -257,8 +271,20 @@ impl Experiment {
         };
         let fault_stop = CancellationToken::new();
         let timeline = self.start_faults(fault_stop.clone());
+        let garbage_stop = CancellationToken::new();
+        let garbage = self.start_garbage(garbage_stop.clone());
         let ending = self.load(&mut progress).await;
         let load_time = self.start.instant.elapsed();
+        garbage_stop.cancel();
+        if let Some(task) = garbage {
+            let _ = task.await;
+        }
+        if let Some((client, state)) = &self.garbage_client {
+            state
+                .closing
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = tokio::time::timeout(Duration::from_secs(2), client.drain()).await;
+        }
         self.drain(&ending, &mut progress, load_time).await;
         progress.finish();
         // A fault still under way recovers now, before the books close.
@@ -342,6 +368,7 @@ impl Experiment {
             stats: &self.stats,
             target_rate,
             achieved_rate,
+            garbage_sent: self.garbage_sent.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -380,6 +407,22 @@ impl Experiment {
             &so_far,
         );
         snapshot
+    }
+
+    /// Foreign input into the load subject for as long as the load runs.
+    fn start_garbage(&self, stop: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+        let garbage = self.config.scenario.load.garbage.clone()?;
+        let client = self.garbage_client.as_ref()?.0.clone();
+        let subject = self.config.scenario.load.subject.clone();
+        let sent = self.garbage_sent.clone();
+        Some(tokio::spawn(crate::garbage::throw(
+            client,
+            subject,
+            garbage,
+            self.config.seed,
+            sent,
+            stop,
+        )))
     }
 
     /// The fault timeline, from the start of the load, if there is one.
@@ -439,6 +482,7 @@ impl Experiment {
                 .map(|c| c.reconnects.load(std::sync::atomic::Ordering::Relaxed))
                 .sum(),
             faults,
+            garbage_sent: self.garbage_sent.load(std::sync::atomic::Ordering::Relaxed),
         };
         verdict::build(
             facts,

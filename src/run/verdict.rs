@@ -56,6 +56,7 @@ pub struct Facts<'a> {
     pub stats: &'a Stats,
     pub reconnects: u64,
     pub faults: Vec<crate::faults::Applied>,
+    pub garbage_sent: u64,
 }
 
 fn rates(facts: &Facts) -> Rates {
@@ -145,6 +146,7 @@ pub fn build(
         consumer,
         criteria: Vec::new(),
         faults: facts.faults,
+        garbage_sent: facts.garbage_sent,
         interrupted,
         aborted_by,
         saturated,

@@ -241,6 +241,47 @@ pub struct Load {
     pub payload: Payload,
     /// Publishes awaiting their PubAck at once; the schedule waits beyond it.
     pub max_in_flight: usize,
+    /// Foreign input thrown into the subject during the load.
+    pub garbage: Option<Garbage>,
+}
+
+/// A kind of foreign input.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GarbageKind {
+    /// Random bytes.
+    Random,
+    /// The start of a JSON event, cut off.
+    Truncated,
+    /// Valid JSON that is not an event.
+    WrongSchema,
+    /// No payload at all.
+    Empty,
+    /// Random bytes just under the server's max_payload.
+    NearMaxPayload,
+}
+
+/// Garbage published into `load.subject` from a separate connection, with
+/// no event id: the consumer must dead-letter each message as poison and
+/// count it as unexpected, and nothing else may change.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Garbage {
+    /// Messages per second.
+    pub rate: f64,
+    /// The kinds, taken in turn.
+    #[serde(default = "all_garbage")]
+    pub kinds: Vec<GarbageKind>,
+}
+
+fn all_garbage() -> Vec<GarbageKind> {
+    vec![
+        GarbageKind::Random,
+        GarbageKind::Truncated,
+        GarbageKind::WrongSchema,
+        GarbageKind::Empty,
+        GarbageKind::NearMaxPayload,
+    ]
 }
 
 impl Default for Load {
@@ -254,6 +295,7 @@ impl Default for Load {
             seed: None,
             payload: Payload::default(),
             max_in_flight: 1024,
+            garbage: None,
         }
     }
 }

@@ -222,6 +222,16 @@ fn load(s: &Scenario) -> Check {
     require(l.max_in_flight >= 1, "load.max_in_flight", || {
         "must be at least 1".into()
     })?;
+    if let Some(garbage) = &l.garbage {
+        require(
+            garbage.rate.is_finite() && garbage.rate > 0.0,
+            "load.garbage.rate",
+            || format!("{}: must be above 0 messages/s", garbage.rate),
+        )?;
+        require(!garbage.kinds.is_empty(), "load.garbage.kinds", || {
+            "list at least one kind".into()
+        })?;
+    }
     let size = l.payload.size.0;
     require((1..=8 << 20).contains(&size), "load.payload.size", || {
         format!("{size} bytes: use 1B to 8MiB")
