@@ -42,8 +42,8 @@ impl FaultKind {
     }
 }
 
-/// Called with (fault, node, active) when a fault starts and ends.
-pub type Watcher = Arc<dyn Fn(FaultKind, Option<usize>, bool) + Send + Sync>;
+/// Called with (the fault's index in the scenario, active) when it starts and ends.
+pub type Watcher = Arc<dyn Fn(usize, bool) + Send + Sync>;
 
 /// What faults act on.
 #[derive(Clone)]
@@ -51,6 +51,35 @@ pub struct Targets {
     /// The embedded nodes; None for an external target.
     pub cluster: Option<Arc<Mutex<EmbeddedCluster>>>,
     pub consumer: Arc<Control>,
+    /// The stream under test, to find its leader.
+    pub stream: Option<async_nats::jetstream::stream::Stream>,
+}
+
+/// The node a server fault hits: `node`, or the stream's leader right now.
+async fn resolve_node(fault: &Fault, targets: &Targets) -> Result<usize, String> {
+    if !fault.leader {
+        return Ok(fault.node);
+    }
+    let stream = targets
+        .stream
+        .as_ref()
+        .ok_or("no stream to find the leader of")?;
+    let info = stream
+        .get_info()
+        .await
+        .map_err(|e| format!("cannot find the stream leader: {e}"))?;
+    let leader = info
+        .cluster
+        .and_then(|c| c.leader)
+        .ok_or("the stream has no leader")?;
+    let cluster = targets
+        .cluster
+        .as_ref()
+        .ok_or("server faults need an embedded target")?;
+    let cluster = cluster.lock().await;
+    (0..cluster.nodes())
+        .find(|&n| cluster.server_name(n) == leader)
+        .ok_or_else(|| format!("the leader `{leader}` is no embedded node"))
 }
 
 /// Runs every fault at its time, each in its own task so that overlapping
@@ -66,7 +95,10 @@ pub async fn run_timeline(
     let mut tasks = tokio::task::JoinSet::new();
     for (index, fault) in faults.into_iter().enumerate() {
         let (targets, stop, watcher) = (targets.clone(), stop.clone(), watcher.clone());
-        tasks.spawn(async move { (index, apply(fault, targets, start, stop, watcher).await) });
+        tasks.spawn(async move {
+            let watch = move |active| watcher(index, active);
+            (index, apply(fault, targets, start, stop, watch).await)
+        });
     }
     let mut applied = Vec::new();
     while let Some(result) = tasks.join_next().await {
@@ -90,10 +122,25 @@ async fn apply(
     targets: Targets,
     start: Instant,
     stop: CancellationToken,
-    watcher: Watcher,
+    watch: impl Fn(bool),
 ) -> Option<Applied> {
     if !sleep_until(start + fault.at, &stop).await {
         return None;
+    }
+    let mut fault = fault;
+    if fault.kind.on_server() {
+        match resolve_node(&fault, &targets).await {
+            Ok(node) => fault.node = node,
+            Err(e) => {
+                return Some(Applied {
+                    kind: fault.kind,
+                    node: None,
+                    started_secs: start.elapsed().as_secs_f64(),
+                    recovered_secs: None,
+                    error: Some(e),
+                })
+            }
+        }
     }
     let node = fault.kind.on_server().then_some(fault.node);
     let mut record = Applied {
@@ -108,11 +155,11 @@ async fn apply(
         record.error = Some(e);
         return Some(record);
     }
-    watcher(fault.kind, node, true);
+    watch(true);
     // Recover at the end of the fault, or at once if the run is stopping.
     let _ = sleep_until(Instant::now() + fault.duration, &stop).await;
     let recovered = recover(&fault, &targets).await;
-    watcher(fault.kind, node, false);
+    watch(false);
     match recovered {
         Ok(()) => {
             record.recovered_secs = Some(start.elapsed().as_secs_f64());

@@ -160,3 +160,42 @@ async fn a_crashed_consumer_gets_its_dropped_deliveries_again() {
         .recovered_secs
         .is_some_and(|end| end - fault.started_secs >= 2.0));
 }
+
+/// The cluster-leader-kill scenario, shortened: three nodes, R3, the stream
+/// leader killed with -9 and restarted. A new leader takes over; nothing is
+/// lost and nothing is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_stream_leader_of_a_cluster_loses_nothing() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/cluster-leader-kill.toml");
+    let mut scenario = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    scenario.load.duration = Some(Duration::from_secs(12));
+    scenario.faults[0].at = Duration::from_secs(4);
+    scenario.faults[0].duration = Duration::from_secs(3);
+    let config = RunConfig {
+        scenario,
+        name: "cluster-leader-kill".into(),
+        file: path,
+        run_id: "leader".into(),
+        seed: 4,
+        progress: progress::Mode::Quiet,
+        metrics: Default::default(),
+    };
+    let report = run::run(config, Signals::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = &report.counts;
+    assert!(c.invariants_hold(), "{:?}", c.invariants);
+    assert_eq!(c.scheduled, 600);
+    let fault = &report.faults[0];
+    assert_eq!(fault.error, None);
+    assert!(
+        fault.node.is_some() && fault.recovered_secs.is_some(),
+        "{fault:?}"
+    );
+    assert_eq!(
+        (c.lost, c.stream_duplicates, c.pending),
+        (0, 0, 0),
+        "{c:#?}"
+    );
+    assert!(report.passed, "{:#?}\n{c:#?}", report.criteria);
+}

@@ -437,6 +437,7 @@ impl Experiment {
         let targets = crate::faults::Targets {
             cluster: self.cluster.clone(),
             consumer: self.consumer_control.clone(),
+            stream: Some(self.provisioned.stream.clone()),
         };
         let watcher = self.telemetry.fault_watcher(&faults);
         let start = self.start.instant;

@@ -86,16 +86,19 @@ impl Telemetry {
         let gauges: Vec<_> = faults
             .iter()
             .map(|f| {
-                let node = f.kind.on_server().then_some(f.node);
-                let place = node.map_or_else(|| "consumer".to_string(), |n| n.to_string());
+                let place = match (f.kind.on_server(), f.leader) {
+                    (false, _) => "consumer".to_string(),
+                    (true, true) => "leader".to_string(),
+                    (true, false) => f.node.to_string(),
+                };
                 let labels = [("fault", f.kind.name().to_string()), ("node", place)];
                 let gauge = self.metrics.gauge("harness_fault_active", &labels);
                 gauge.set(0.0);
-                ((f.kind, node), gauge)
+                gauge
             })
             .collect();
-        Arc::new(move |kind, node, active| {
-            for (_, gauge) in gauges.iter().filter(|(key, _)| *key == (kind, node)) {
+        Arc::new(move |index, active| {
+            if let Some(gauge) = gauges.get(index) {
                 gauge.set(if active { 1.0 } else { 0.0 });
             }
         })

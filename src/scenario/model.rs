@@ -510,6 +510,10 @@ pub struct Fault {
     /// Which embedded node (0-based), for server faults.
     #[serde(default)]
     pub node: usize,
+    /// Server faults on a cluster: hit whichever node leads the stream under
+    /// test when the fault starts, instead of `node`.
+    #[serde(default)]
+    pub leader: bool,
     /// consumer_slow: how many times longer processing takes.
     #[serde(default = "default_slow_factor")]
     pub factor: f64,

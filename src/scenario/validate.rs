@@ -60,6 +60,11 @@ fn faults(s: &Scenario) -> Check {
         require(s.target.url.is_none(), &format!("{key}.kind"), || {
             "server faults need an embedded target (the harness must own the nats-server); remove target.url".into()
         })?;
+        require(
+            !fault.leader || s.target.nodes > 1,
+            &format!("{key}.leader"),
+            || "a single node leads every stream; set target.nodes = 3 for a leader fault".into(),
+        )?;
         require(fault.node < s.target.nodes, &format!("{key}.node"), || {
             format!(
                 "node {} does not exist: target.nodes is {} (nodes count from 0)",
