@@ -6,27 +6,36 @@ use std::time::Duration;
 
 use harness::progress;
 use harness::run::{self, RunConfig, Signals};
-use harness::scenario::{self, FaultKind};
+use harness::scenario::{self, FaultKind, Scenario};
+
+/// A shipped scenario on its own embedded target, shortened for the suite.
+fn shortened(file: &str, run_id: &str, shorten: impl FnOnce(&mut Scenario)) -> RunConfig {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(file);
+    let mut scenario = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    shorten(&mut scenario);
+    RunConfig {
+        name: scenario.name_or_stem(&path),
+        scenario,
+        file: path,
+        run_id: run_id.into(),
+        seed: 5,
+        progress: progress::Mode::Quiet,
+        metrics: Default::default(),
+    }
+}
 
 /// The chaos scenario, shortened: kill -9 of a file-storage server mid-run,
 /// restart on the same store and port. Nothing acknowledged is lost, the
 /// clients reconnect, and the fault is in the report.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_and_restarted_file_storage_server_loses_nothing() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/chaos.toml");
-    let mut scenario = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    scenario.load.duration = Some(Duration::from_secs(12));
-    scenario.faults[0].at = Duration::from_secs(4);
-    scenario.faults[0].duration = Duration::from_secs(2);
-    let config = RunConfig {
-        scenario,
-        name: "chaos".into(),
-        file: path,
-        run_id: "chaos".into(),
-        seed: 5,
-        progress: progress::Mode::Quiet,
-        metrics: Default::default(),
-    };
+    let config = shortened("chaos.toml", "chaos", |s| {
+        s.load.duration = Some(Duration::from_secs(12));
+        s.faults[0].at = Duration::from_secs(4);
+        s.faults[0].duration = Duration::from_secs(2);
+    });
     let report = run::run(config, Signals::default())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -124,21 +133,12 @@ async fn a_killed_memory_storage_server_loses_exactly_what_it_held() {
 /// come back once ack_wait passes, counted as redeliveries; nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_consumer_gets_its_dropped_deliveries_again() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/consumer-crash.toml");
-    let mut scenario = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    scenario.load.duration = Some(Duration::from_secs(8));
-    scenario.consumer.ack_wait = Duration::from_secs(3);
-    scenario.faults[0].at = Duration::from_secs(3);
-    scenario.faults[0].duration = Duration::from_secs(2);
-    let config = RunConfig {
-        scenario,
-        name: "consumer-crash".into(),
-        file: path,
-        run_id: "crash".into(),
-        seed: 2,
-        progress: progress::Mode::Quiet,
-        metrics: Default::default(),
-    };
+    let config = shortened("consumer-crash.toml", "crash", |s| {
+        s.load.duration = Some(Duration::from_secs(8));
+        s.consumer.ack_wait = Duration::from_secs(3);
+        s.faults[0].at = Duration::from_secs(3);
+        s.faults[0].duration = Duration::from_secs(2);
+    });
     let report = run::run(config, Signals::default())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -166,20 +166,11 @@ async fn a_crashed_consumer_gets_its_dropped_deliveries_again() {
 /// lost and nothing is stored twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_stream_leader_of_a_cluster_loses_nothing() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/cluster-leader-kill.toml");
-    let mut scenario = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    scenario.load.duration = Some(Duration::from_secs(12));
-    scenario.faults[0].at = Duration::from_secs(4);
-    scenario.faults[0].duration = Duration::from_secs(3);
-    let config = RunConfig {
-        scenario,
-        name: "cluster-leader-kill".into(),
-        file: path,
-        run_id: "leader".into(),
-        seed: 4,
-        progress: progress::Mode::Quiet,
-        metrics: Default::default(),
-    };
+    let config = shortened("cluster-leader-kill.toml", "leader", |s| {
+        s.load.duration = Some(Duration::from_secs(12));
+        s.faults[0].at = Duration::from_secs(4);
+        s.faults[0].duration = Duration::from_secs(3);
+    });
     let report = run::run(config, Signals::default())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
