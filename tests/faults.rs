@@ -190,3 +190,92 @@ async fn killing_the_stream_leader_of_a_cluster_loses_nothing() {
     );
     assert!(report.passed, "{:#?}\n{c:#?}", report.criteria);
 }
+
+const MIXED: &str = r#"
+[stream]
+name = "MIXED_FAULTS"
+subjects = ["mixed.>"]
+storage = "file"
+[load]
+subject = "mixed.events"
+rate = 40
+duration = "12s"
+[publish]
+timeout = "2s"
+max_retries = 5
+[publish.backoff]
+initial = "500ms"
+max = "2s"
+[consumer]
+durable = "mixed"
+ack_wait = "10s"
+processing_timeout = "5s"
+dead_letter_subject = "mixed_dlq.events"
+dead_letter_stream = "MIXED_FAULTS_DLQ"
+[drain]
+timeout = "30s"
+[[faults]]
+at = "2s"
+kind = "restart"
+duration = "2s"
+[[faults]]
+at = "6s"
+kind = "consumer_stall"
+duration = "2s"
+[[faults]]
+at = "9s"
+kind = "consumer_slow"
+duration = "2s"
+factor = 20
+[criteria]
+checks = ["lost == 0", "pending == 0"]
+"#;
+
+/// A graceful restart, a consumer stall and a slow consumer in one run:
+/// each recovers, the stall shows in end-to-end latency, nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_stall_and_slowness_are_survived_and_seen() {
+    let scenario =
+        scenario::parse(MIXED, Path::new("mixed.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let config = RunConfig {
+        scenario,
+        name: "mixed".into(),
+        file: "mixed.toml".into(),
+        run_id: "mixed".into(),
+        seed: 6,
+        progress: progress::Mode::Quiet,
+        metrics: Default::default(),
+    };
+    let report = run::run(config, Signals::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = &report.counts;
+    assert!(c.invariants_hold(), "{:?}", c.invariants);
+    assert_eq!((c.scheduled, c.lost, c.pending), (480, 0, 0), "{c:#?}");
+    assert!(report.passed, "{:#?}\n{c:#?}", report.criteria);
+    let kinds: Vec<FaultKind> = report.faults.iter().map(|f| f.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            FaultKind::Restart,
+            FaultKind::ConsumerStall,
+            FaultKind::ConsumerSlow
+        ]
+    );
+    for fault in &report.faults {
+        assert!(
+            fault.error.is_none() && fault.recovered_secs.is_some(),
+            "{fault:?}"
+        );
+    }
+    assert!(
+        report.latency["end_to_end"].max >= 1500.0,
+        "events waited out the 2 s stall: {:?}",
+        report.latency["end_to_end"]
+    );
+    assert!(
+        report.latency["processing"].max >= 20.0,
+        "slowed handlers: {:?}",
+        report.latency["processing"]
+    );
+}
