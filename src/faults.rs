@@ -1,6 +1,7 @@
 //! Faults on a timeline: kill -9, graceful restart and pause of embedded
-//! nats-server nodes, and crash, stall and slowness of the consumer under
-//! test, each recovered after its duration. Every fault is
+//! nats-server nodes; latency, bandwidth, blackhole and reset on the network
+//! through the harness's proxy; and crash, stall and slowness of the
+//! consumer under test, each recovered after its duration. Every fault is
 //! recorded (what, on which node, when, for how long) for the report, and
 //! shown as active in the metrics while it lasts.
 
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::consumer::control::Control;
 use crate::scenario::{Fault, FaultKind};
 use crate::target::embedded::EmbeddedCluster;
+use crate::target::proxy::Proxy;
 
 /// A fault as it happened.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -38,6 +40,10 @@ impl FaultKind {
             FaultKind::ConsumerCrash => "consumer_crash",
             FaultKind::ConsumerStall => "consumer_stall",
             FaultKind::ConsumerSlow => "consumer_slow",
+            FaultKind::Latency => "latency",
+            FaultKind::Bandwidth => "bandwidth",
+            FaultKind::Blackhole => "blackhole",
+            FaultKind::Reset => "reset",
         }
     }
 }
@@ -53,6 +59,15 @@ pub struct Targets {
     pub consumer: Arc<Control>,
     /// The stream under test, to find its leader.
     pub stream: Option<async_nats::jetstream::stream::Stream>,
+    /// The proxy between the clients and the server(s), for network faults.
+    pub proxy: Option<Arc<Proxy>>,
+}
+
+fn proxy_of(targets: &Targets) -> Result<&Proxy, String> {
+    targets
+        .proxy
+        .as_deref()
+        .ok_or_else(|| "network faults need the harness's proxy, which is not running".into())
 }
 
 /// The node a server fault hits: `node`, or the stream's leader right now.
@@ -176,6 +191,14 @@ async fn inject(fault: &Fault, targets: &Targets) -> Result<(), String> {
         FaultKind::ConsumerCrash => consumer.crash(),
         FaultKind::ConsumerStall => consumer.set_stalled(true),
         FaultKind::ConsumerSlow => consumer.set_slow_factor(fault.factor),
+        FaultKind::Latency => {
+            proxy_of(targets)?.set_latency(fault.direction, Some((fault.delay, fault.jitter)))
+        }
+        FaultKind::Bandwidth => {
+            proxy_of(targets)?.set_bandwidth(fault.direction, fault.bandwidth.map(|b| b.0))
+        }
+        FaultKind::Blackhole => proxy_of(targets)?.set_blackhole(fault.direction, true),
+        FaultKind::Reset => proxy_of(targets)?.reset_all(true),
         server => {
             let cluster = targets
                 .cluster
@@ -199,6 +222,10 @@ async fn recover(fault: &Fault, targets: &Targets) -> Result<(), String> {
         FaultKind::ConsumerCrash => consumer.revive(),
         FaultKind::ConsumerStall => consumer.set_stalled(false),
         FaultKind::ConsumerSlow => consumer.set_slow_factor(1.0),
+        FaultKind::Latency => proxy_of(targets)?.set_latency(fault.direction, None),
+        FaultKind::Bandwidth => proxy_of(targets)?.set_bandwidth(fault.direction, None),
+        FaultKind::Blackhole => proxy_of(targets)?.set_blackhole(fault.direction, false),
+        FaultKind::Reset => proxy_of(targets)?.reset_all(false),
         server => {
             let cluster = targets
                 .cluster

@@ -279,3 +279,135 @@ async fn restart_stall_and_slowness_are_survived_and_seen() {
         report.latency["processing"]
     );
 }
+
+/// The network-blackhole scenario, shortened: a blackhole both ways, then one
+/// of the server's replies only, through the harness's proxy. Attempts that
+/// all fall inside the first are indeterminate; retries of publishes stored
+/// while their acks were dropped are deduplicated by the stream; nothing
+/// acknowledged is lost and nothing is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blackholes_are_survived_with_retries_deduplicated() {
+    let config = shortened("network-blackhole.toml", "blackhole", |s| {
+        s.load.duration = Some(Duration::from_secs(20));
+        s.publish.timeout = Duration::from_millis(500);
+        s.publish.max_retries = 2;
+        s.faults[0].at = Duration::from_secs(3);
+        s.faults[0].duration = Duration::from_secs(5);
+        s.faults[1].at = Duration::from_secs(12);
+        s.faults[1].duration = Duration::from_secs(4);
+    });
+    let report = run::run(config, Signals::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = &report.counts;
+    assert!(c.invariants_hold(), "{:?}", c.invariants);
+    assert_eq!(c.scheduled, 400);
+    assert!(report.target.proxy.is_some(), "{:?}", report.target);
+    assert_eq!(
+        (c.lost, c.stream_duplicates, c.pending),
+        (0, 0, 0),
+        "{c:#?}"
+    );
+    assert!(
+        c.indeterminate > 0 && c.deduplicated > 0,
+        "every attempt of some events fell in the blackhole, and some stored publishes were retried: {c:#?}"
+    );
+    assert_eq!(c.processed + c.dead_lettered, c.published + c.recovered);
+    assert!(report.passed, "{:#?}\n{c:#?}", report.criteria);
+    for fault in &report.faults {
+        assert_eq!(fault.kind, FaultKind::Blackhole);
+        assert!(
+            fault.error.is_none() && fault.recovered_secs.is_some(),
+            "{fault:?}"
+        );
+    }
+}
+
+const NETWORK: &str = r#"
+[target]
+reconnect_wait = "200ms"
+[stream]
+name = "NETWORK_FAULTS"
+subjects = ["netfaults.>"]
+[load]
+subject = "netfaults.events"
+rate = 20
+duration = "12s"
+[publish]
+timeout = "2s"
+max_retries = 5
+[consumer]
+durable = "netfaults"
+ack_wait = "10s"
+processing_timeout = "5s"
+dead_letter_subject = "netfaults_dlq.events"
+dead_letter_stream = "NETWORK_FAULTS_DLQ"
+[drain]
+timeout = "30s"
+[[faults]]
+at = "1s"
+kind = "latency"
+delay = "150ms"
+jitter = "50ms"
+duration = "3s"
+[[faults]]
+at = "5s"
+kind = "bandwidth"
+bandwidth = "2KiB"
+direction = "to_client"
+duration = "2s"
+[[faults]]
+at = "9s"
+kind = "reset"
+duration = "1s"
+[criteria]
+checks = ["lost == 0", "pending == 0"]
+"#;
+
+/// Latency with jitter, a bandwidth limit on deliveries and reset
+/// connections, through the proxy against a real server: each shows where
+/// it should, the clients reconnect, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_bandwidth_and_resets_are_seen_and_survived() {
+    let scenario =
+        scenario::parse(NETWORK, Path::new("network.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let config = RunConfig {
+        scenario,
+        name: "network".into(),
+        file: "network.toml".into(),
+        run_id: "network".into(),
+        seed: 8,
+        progress: progress::Mode::Quiet,
+        metrics: Default::default(),
+    };
+    let report = run::run(config, Signals::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = &report.counts;
+    assert!(c.invariants_hold(), "{:?}", c.invariants);
+    assert_eq!((c.scheduled, c.lost, c.pending), (240, 0, 0), "{c:#?}");
+    assert!(report.passed, "{:#?}\n{c:#?}", report.criteria);
+    for fault in &report.faults {
+        assert!(
+            fault.error.is_none() && fault.recovered_secs.is_some(),
+            "{fault:?}"
+        );
+    }
+    // 150 ms ± 50 ms each way: no attempt under latency returns within 200 ms.
+    assert!(
+        report.latency["publish_attempt"].max >= 200.0,
+        "{:?}",
+        report.latency["publish_attempt"]
+    );
+    // 2 KiB/s cannot carry 20 deliveries a second: they queue for a while.
+    assert!(
+        report.latency["end_to_end"].max >= 500.0,
+        "{:?}",
+        report.latency["end_to_end"]
+    );
+    assert!(
+        report.warnings.iter().any(|w| w.contains("reconnects")),
+        "the reset made the clients reconnect: {:?}",
+        report.warnings
+    );
+}

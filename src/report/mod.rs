@@ -59,6 +59,8 @@ pub struct TargetInfo {
     pub url: String,
     pub embedded: bool,
     pub nodes: usize,
+    /// The proxy the publisher and consumer went through, for network faults.
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]

@@ -32,7 +32,7 @@ use crate::report::{ConsumerState, Report};
 use crate::scenario::Scenario;
 use crate::schedule::{Profile, Schedule};
 use crate::stats::{Latency, Stats};
-use crate::target::{self, embedded::EmbeddedCluster, ConnectionState};
+use crate::target::{self, embedded::EmbeddedCluster, proxy::Proxy, ConnectionState};
 
 pub use live::LiveFigures;
 pub use telemetry::{MetricsOptions, Telemetry};
@@ -94,6 +94,8 @@ struct Experiment {
     consumer_control: Arc<crate::consumer::control::Control>,
     /// The embedded nodes, for the fault timeline.
     cluster: Option<Arc<tokio::sync::Mutex<EmbeddedCluster>>>,
+    /// The proxy network faults act on, if the scenario has any.
+    proxy: Option<Arc<Proxy>>,
     /// Every criterion, checks and abort_on, for the live metrics.
     criteria: Vec<crate::criteria::Criterion>,
     target: crate::report::TargetInfo,
@@ -134,13 +136,33 @@ pub async fn run_with_telemetry(
             url
         }
     };
+    // Network faults act on a proxy between the clients under test and the
+    // server(s); foreign input still goes straight to the server.
+    let proxy = if s.faults.iter().any(|f| f.kind.on_network()) {
+        let proxy = Proxy::start(&url)
+            .await
+            .map_err(|e| target::TargetError::Connect {
+                url: target::redact(&url),
+                message: format!("cannot start the network-fault proxy: {e}"),
+            })?;
+        tracing::info!(proxy = %proxy.url(), "network faults go through the proxy");
+        Some(Arc::new(proxy))
+    } else {
+        None
+    };
     let target = crate::report::TargetInfo {
         url: target::redact(&url),
         embedded: cluster.is_some(),
         nodes: if cluster.is_some() { s.target.nodes } else { 0 },
+        proxy: proxy.as_ref().map(|p| target::redact(p.url())),
     };
-    let mut experiment = Experiment::set_up(config, signals, &url, target, telemetry).await?;
+    let endpoints = Endpoints {
+        server: url.clone(),
+        clients: proxy.as_ref().map(|p| p.url().to_string()),
+    };
+    let mut experiment = Experiment::set_up(config, signals, &endpoints, target, telemetry).await?;
     experiment.cluster = cluster.clone();
+    experiment.proxy = proxy;
     let finished = experiment.execute().await;
     // The fault timeline has ended, so this is the last handle; were it not,
     // the cluster's Drop still stops every node.
@@ -150,11 +172,30 @@ pub async fn run_with_telemetry(
     Ok(finished)
 }
 
+/// Where the clients connect.
+struct Endpoints {
+    /// The server(s) themselves.
+    server: String,
+    /// The proxy's URL, when the publisher and consumer go through one.
+    clients: Option<String>,
+}
+
+impl Endpoints {
+    /// The URL for the publisher and the consumer, and whether they must
+    /// stick to it (not wander off to servers the cluster advertises).
+    fn under_test(&self) -> (&str, bool) {
+        match &self.clients {
+            Some(proxy) => (proxy, true),
+            None => (&self.server, false),
+        }
+    }
+}
+
 impl Experiment {
     async fn set_up(
         config: RunConfig,
         signals: Signals,
-        url: &str,
+        endpoints: &Endpoints,
         target: crate::report::TargetInfo,
         telemetry: Telemetry,
     ) -> Result<Experiment, HarnessError> {
@@ -163,10 +204,23 @@ impl Experiment {
             Arc::new(ConnectionState::default()),
             Arc::new(ConnectionState::default()),
         ];
-        let publisher_client =
-            target::connect(&s.target, url, "harness-publisher", connections[0].clone()).await?;
-        let consumer_client =
-            target::connect(&s.target, url, "harness-consumer", connections[1].clone()).await?;
+        let (url, pinned) = endpoints.under_test();
+        let publisher_client = target::connect(
+            &s.target,
+            url,
+            "harness-publisher",
+            pinned,
+            connections[0].clone(),
+        )
+        .await?;
+        let consumer_client = target::connect(
+            &s.target,
+            url,
+            "harness-consumer",
+            pinned,
+            connections[1].clone(),
+        )
+        .await?;
         let js_publish = ContextBuilder::new()
             .timeout(s.publish.timeout)
             .max_ack_inflight(s.load.max_in_flight + 64)
@@ -196,8 +250,14 @@ impl Experiment {
         let garbage_client = match s.load.garbage {
             Some(_) => {
                 let state = Arc::new(ConnectionState::default());
-                let client =
-                    target::connect(&s.target, url, "harness-garbage", state.clone()).await?;
+                let client = target::connect(
+                    &s.target,
+                    &endpoints.server,
+                    "harness-garbage",
+                    false,
+                    state.clone(),
+                )
+                .await?;
                 Some((client, state))
             }
             None => None,
@@ -250,6 +310,7 @@ impl Experiment {
             telemetry,
             criteria,
             cluster: None,
+            proxy: None,
             consumer_control,
             garbage_client,
             garbage_sent: Arc::default(),
@@ -438,6 +499,7 @@ impl Experiment {
             cluster: self.cluster.clone(),
             consumer: self.consumer_control.clone(),
             stream: Some(self.provisioned.stream.clone()),
+            proxy: self.proxy.clone(),
         };
         let watcher = self.telemetry.fault_watcher(&faults);
         let start = self.start.instant;

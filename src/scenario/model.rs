@@ -484,6 +484,18 @@ pub enum FaultKind {
     ConsumerStall,
     /// Processing takes `factor` times longer for `duration`.
     ConsumerSlow,
+    /// Network, through the harness's proxy: every chunk held for
+    /// `delay ± jitter`, in `direction`.
+    Latency,
+    /// Network: each connection limited to `bandwidth` bytes per second in
+    /// `direction`.
+    Bandwidth,
+    /// Network: connections stay open, every byte in `direction` is dropped;
+    /// at the end the connections that lost bytes are reset.
+    Blackhole,
+    /// Network: every open connection is reset, and new ones are reset on
+    /// arrival for `duration`.
+    Reset,
 }
 
 impl FaultKind {
@@ -492,6 +504,14 @@ impl FaultKind {
         matches!(
             self,
             FaultKind::Kill | FaultKind::Restart | FaultKind::Pause
+        )
+    }
+
+    /// Faults on the network between the harness and the server(s).
+    pub fn on_network(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Latency | FaultKind::Bandwidth | FaultKind::Blackhole | FaultKind::Reset
         )
     }
 }
@@ -517,6 +537,22 @@ pub struct Fault {
     /// consumer_slow: how many times longer processing takes.
     #[serde(default = "default_slow_factor")]
     pub factor: f64,
+    /// Network faults: which way they act (`both`, `to_server`, `to_client`).
+    #[serde(default)]
+    pub direction: crate::target::proxy::Direction,
+    /// latency: the added delay.
+    #[serde(with = "humantime_serde", default = "default_delay")]
+    pub delay: Duration,
+    /// latency: the delay varies uniformly by up to this much either way.
+    #[serde(with = "humantime_serde", default)]
+    pub jitter: Duration,
+    /// bandwidth: bytes per second, per connection and direction.
+    #[serde(default)]
+    pub bandwidth: Option<ByteSize>,
+}
+
+fn default_delay() -> Duration {
+    Duration::from_millis(100)
 }
 
 fn default_fault_duration() -> Duration {

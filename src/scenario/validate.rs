@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Distribution, PayloadKind, Phase, Scenario};
+use super::{Distribution, FaultKind, PayloadKind, Phase, Scenario};
 
 /// The first invalid value found, by its dotted key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,10 @@ fn faults(s: &Scenario) -> Check {
             &format!("{key}.duration"),
             || "must be above 0s".into(),
         )?;
+        if fault.kind.on_network() {
+            network_fault(fault, &key)?;
+            continue;
+        }
         if !fault.kind.on_server() {
             require(
                 fault.factor.is_finite() && fault.factor >= 1.0,
@@ -73,6 +77,26 @@ fn faults(s: &Scenario) -> Check {
         })?;
     }
     Ok(())
+}
+
+/// Network faults act through the proxy on every server's connections.
+fn network_fault(fault: &super::Fault, key: &str) -> Check {
+    require(!fault.leader, &format!("{key}.leader"), || {
+        "network faults act on the connections to every server; `leader` is for kill, restart and pause".into()
+    })?;
+    match fault.kind {
+        FaultKind::Latency => require(
+            fault.delay > Duration::ZERO,
+            &format!("{key}.delay"),
+            || "must be above 0s".into(),
+        ),
+        FaultKind::Bandwidth => require(
+            fault.bandwidth.is_some_and(|b| b.0 > 0),
+            &format!("{key}.bandwidth"),
+            || "a bandwidth fault needs `bandwidth`, in bytes per second, such as \"64KiB\"".into(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn target(s: &Scenario) -> Check {

@@ -2,6 +2,7 @@
 //! nats-server processes that the harness owns (and so can fault).
 
 pub mod embedded;
+pub mod proxy;
 
 use std::path::PathBuf;
 
@@ -60,10 +61,13 @@ fn install_crypto_provider() {
 
 /// Connects to `url` with the scenario's credentials, TLS and timeouts.
 /// `name` shows in the server's connection list (`harness-publisher`, ...).
+/// `pinned` keeps the client on `url`'s servers, ignoring the ones a cluster
+/// advertises: clients behind the fault proxy must never go around it.
 pub async fn connect(
     target: &Target,
     url: &str,
     name: &str,
+    pinned: bool,
     state: Arc<ConnectionState>,
 ) -> Result<Client, TargetError> {
     install_crypto_provider();
@@ -72,6 +76,9 @@ pub async fn connect(
         .connection_timeout(target.connect_timeout)
         .ping_interval(target.ping_interval)
         .request_timeout(Some(Duration::from_secs(10)));
+    if pinned {
+        options = options.ignore_discovered_servers();
+    }
     if target.max_reconnects > 0 {
         options = options.max_reconnects(target.max_reconnects);
     }

@@ -138,3 +138,32 @@ fn faults_need_an_embedded_target_and_an_existing_node() {
     let bad_kind = format!("{base}[[faults]]\nat = \"2s\"\nkind = \"explode\"\n");
     assert!(error_of(&bad_kind).message.contains("`kill`"));
 }
+
+#[test]
+fn network_faults_work_on_any_target_and_need_their_settings() {
+    let base = "[target]\nurl = \"nats://127.0.0.1:4222\"\n[load]\nrate = 1\nduration = \"10s\"\n";
+    let ok = format!(
+        "{base}[[faults]]\nat = \"2s\"\nkind = \"latency\"\ndelay = \"50ms\"\njitter = \"10ms\"\n\
+         direction = \"to_client\"\n[[faults]]\nat = \"4s\"\nkind = \"bandwidth\"\nbandwidth = \"64KiB\"\n\
+         [[faults]]\nat = \"6s\"\nkind = \"blackhole\"\n[[faults]]\nat = \"8s\"\nkind = \"reset\"\n"
+    );
+    let s = parse(&ok, Path::new("s.toml")).unwrap();
+    assert!(s.faults.iter().all(|f| f.kind.on_network()));
+    assert_eq!(
+        s.faults[0].direction,
+        crate::target::proxy::Direction::ToClient
+    );
+    assert_eq!(s.faults[0].jitter, Duration::from_millis(10));
+    assert_eq!(s.faults[1].bandwidth.map(|b| b.0), Some(64 * 1024));
+
+    let no_bandwidth = format!("{base}[[faults]]\nat = \"2s\"\nkind = \"bandwidth\"\n");
+    let e = error_of(&no_bandwidth);
+    assert_eq!(e.key, "faults[0].bandwidth");
+    assert!(e.message.contains("bytes per second"), "{}", e.message);
+    let zero_delay = format!("{base}[[faults]]\nat = \"2s\"\nkind = \"latency\"\ndelay = \"0s\"\n");
+    assert_eq!(error_of(&zero_delay).key, "faults[0].delay");
+    let leader = format!("{base}[[faults]]\nat = \"2s\"\nkind = \"blackhole\"\nleader = true\n");
+    assert_eq!(error_of(&leader).key, "faults[0].leader");
+    let bad_way = format!("{base}[[faults]]\nat = \"2s\"\nkind = \"reset\"\ndirection = \"up\"\n");
+    assert!(error_of(&bad_way).message.contains("to_server"));
+}
