@@ -33,6 +33,10 @@ pub const COUNTS: &[&str] = &[
     "retries",
     "held_back",
     "garbage_sent",
+    "faults_unrecovered",
+    "fault_publish_failed",
+    "fault_indeterminate",
+    "consumer_stuck",
 ];
 
 /// Ratios, 0 to 1.
@@ -40,6 +44,9 @@ pub const RATIOS: &[&str] = &["success_rate"];
 
 /// Rates, in events per second.
 pub const RATES: &[&str] = &["target_rate", "achieved_rate"];
+
+/// Durations that are not histograms, in milliseconds.
+pub const DURATIONS: &[&str] = &["recovery_time"];
 
 /// Latency histograms; each has the statistics in [`STATS`] plus `count`.
 pub const HISTOGRAMS: &[&str] = &["publish", "end_to_end", "processing", "schedule_lag"];
@@ -107,6 +114,9 @@ pub fn kind_of(name: &str) -> Option<Kind> {
     if RATES.contains(&name) {
         return Some(Kind::Rate);
     }
+    if DURATIONS.contains(&name) {
+        return Some(Kind::Latency);
+    }
     let (histogram, stat) = name.split_once('.')?;
     if !HISTOGRAMS.contains(&histogram) {
         return None;
@@ -124,6 +134,7 @@ fn all_names() -> impl Iterator<Item = String> {
         .iter()
         .chain(RATIOS)
         .chain(RATES)
+        .chain(DURATIONS)
         .map(|n| n.to_string());
     let latencies = HISTOGRAMS.iter().flat_map(|h| {
         STATS
@@ -139,10 +150,11 @@ fn catalogue() -> String {
     let mut stats = STATS.to_vec();
     stats.push("count");
     format!(
-        "{}, {}, {} and <{}>.<{}>",
+        "{}, {}, {}, {} and <{}>.<{}>",
         COUNTS.join(", "),
         RATIOS.join(", "),
         RATES.join(", "),
+        DURATIONS.join(", "),
         HISTOGRAMS.join("|"),
         stats.join("|")
     )

@@ -29,6 +29,13 @@ pub struct Applied {
     pub recovered_secs: Option<f64>,
     /// What went wrong applying or recovering it, if anything.
     pub error: Option<String>,
+    /// Recovery time, and publish failures and indeterminate publishes
+    /// from its start to its recovery (see [`crate::recovery`]).
+    #[serde(flatten)]
+    pub cost: crate::recovery::Cost,
+    /// Its place in the scenario's `faults`.
+    #[serde(skip)]
+    pub index: usize,
 }
 
 impl FaultKind {
@@ -117,7 +124,8 @@ pub async fn run_timeline(
     }
     let mut applied = Vec::new();
     while let Some(result) = tasks.join_next().await {
-        if let Ok((index, Some(record))) = result {
+        if let Ok((index, Some(mut record))) = result {
+            record.index = index;
             applied.push((index, record));
         }
     }
@@ -153,6 +161,8 @@ async fn apply(
                     started_secs: start.elapsed().as_secs_f64(),
                     recovered_secs: None,
                     error: Some(e),
+                    cost: Default::default(),
+                    index: 0,
                 })
             }
         }
@@ -164,6 +174,8 @@ async fn apply(
         started_secs: start.elapsed().as_secs_f64(),
         recovered_secs: None,
         error: None,
+        cost: Default::default(),
+        index: 0,
     };
     tracing::warn!(fault = fault.kind.name(), ?node, "fault starts");
     if let Err(e) = inject(&fault, &targets).await {

@@ -12,7 +12,8 @@
 //! - [`event`]: event ids, headers and payloads, encoded and decoded.
 //! - [`target`]: connecting to NATS, or starting embedded nats-server processes.
 //! - [`garbage`]: foreign input thrown into the load subject.
-//! - [`faults`]: the fault timeline: kill, restart and pause of embedded nodes.
+//! - [`faults`]: the fault timeline: server, network (through a proxy) and consumer faults.
+//! - [`recovery`]: what faults cost: recovery time, failures during them, a stuck consumer.
 //! - [`provision`]: the stream, the dead-letter stream and the durable consumer.
 //! - [`publisher`]: sends the schedule, awaits PubAcks, retries, classifies.
 //! - [`consumer`]: the consumer under test: workers, outcomes, dead letters.
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod progress;
 pub mod provision;
 pub mod publisher;
+pub mod recovery;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -101,6 +101,9 @@ fn new_histogram() -> Histogram<u64> {
 pub struct Stats {
     histograms: [Mutex<Histogram<u64>>; 5],
     exported: Option<[metrics::Histogram; 5]>,
+    /// End-to-end latencies since the last [`Stats::take_recent_end_to_end`],
+    /// for judging recovery over a trailing window.
+    recent_end_to_end: Mutex<Histogram<u64>>,
 }
 
 impl Default for Stats {
@@ -108,6 +111,7 @@ impl Default for Stats {
         Stats {
             histograms: std::array::from_fn(|_| Mutex::new(new_histogram())),
             exported: None,
+            recent_end_to_end: Mutex::new(new_histogram()),
         }
     }
 }
@@ -139,6 +143,12 @@ impl Stats {
     pub fn record(&self, which: Latency, value: Duration) {
         let us = (value.as_micros() as u64).clamp(1, 3_600_000_000);
         self.slot(which).saturating_record(us);
+        if which == Latency::EndToEnd {
+            self.recent_end_to_end
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .saturating_record(us);
+        }
         if let Some(exported) = &self.exported {
             exported[Self::index(which)].record(value.as_secs_f64());
         }
@@ -150,6 +160,15 @@ impl Stats {
 
     pub fn summary(&self, which: Latency) -> Summary {
         Summary::of(&self.slot(which))
+    }
+
+    /// The end-to-end latencies recorded since the last call, and a fresh start.
+    pub fn take_recent_end_to_end(&self) -> Histogram<u64> {
+        let mut recent = self
+            .recent_end_to_end
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        std::mem::replace(&mut *recent, new_histogram())
     }
 
     /// A copy of one histogram, for exporting buckets or merging.
@@ -177,6 +196,16 @@ mod tests {
         assert!((s.mean - 500.5).abs() <= 1.0);
         assert_eq!(s.stat("p99"), Some(s.p99));
         assert_eq!(s.stat("p42"), None);
+    }
+
+    #[test]
+    fn recent_end_to_end_latencies_start_afresh_when_taken() {
+        let stats = Stats::default();
+        stats.record(Latency::EndToEnd, Duration::from_millis(3));
+        stats.record(Latency::Publish, Duration::from_millis(9));
+        assert_eq!(stats.take_recent_end_to_end().len(), 1);
+        assert!(stats.take_recent_end_to_end().is_empty());
+        assert_eq!(stats.summary(Latency::EndToEnd).count, 1);
     }
 
     #[test]

@@ -321,6 +321,18 @@ async fn blackholes_are_survived_with_retries_deduplicated() {
             "{fault:?}"
         );
     }
+    // The indeterminate publishes happened in the first blackhole, and
+    // each blackhole was followed by a recovery the criteria could judge.
+    let (first, second) = (&report.faults[0].cost, &report.faults[1].cost);
+    assert!(
+        first.indeterminate > 0 && first.indeterminate + second.indeterminate <= c.indeterminate,
+        "{first:?} {second:?} {c:#?}"
+    );
+    for cost in [first, second] {
+        let back = cost.recovery_secs.expect("back within bounds");
+        assert!(back < 10.0, "{cost:?}");
+    }
+    assert!(report.consumer_stuck.is_none());
 }
 
 const NETWORK: &str = r#"

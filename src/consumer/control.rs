@@ -17,6 +17,17 @@ pub struct Control {
     stalled: AtomicBool,
     /// Processing time multiplier, as f64 bits.
     slow_factor: AtomicU64,
+    /// Deliveries being handled right now.
+    busy: AtomicU64,
+}
+
+/// Counts a delivery as being handled for as long as it lives.
+pub struct Busy<'a>(&'a AtomicU64);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Default for Control {
@@ -26,6 +37,7 @@ impl Default for Control {
             down: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             slow_factor: AtomicU64::new(1.0f64.to_bits()),
+            busy: AtomicU64::new(0),
         }
     }
 }
@@ -61,6 +73,17 @@ impl Control {
         !self.down.load(Ordering::SeqCst) && !self.stalled.load(Ordering::SeqCst)
     }
 
+    /// Marks a delivery as being handled until the guard drops.
+    pub fn handling(&self) -> Busy<'_> {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        Busy(&self.busy)
+    }
+
+    /// Deliveries being handled right now.
+    pub fn busy(&self) -> u64 {
+        self.busy.load(Ordering::Relaxed)
+    }
+
     pub fn slowed(&self, work: Duration) -> Duration {
         work.mul_f64(f64::from_bits(self.slow_factor.load(Ordering::SeqCst)))
     }
@@ -81,6 +104,12 @@ mod tests {
         assert!(!control.life().is_cancelled() && control.may_work());
         control.set_stalled(true);
         assert!(!control.may_work());
+        {
+            let _one = control.handling();
+            let _two = control.handling();
+            assert_eq!(control.busy(), 2);
+        }
+        assert_eq!(control.busy(), 0);
         control.set_slow_factor(3.0);
         assert_eq!(
             control.slowed(Duration::from_millis(10)),

@@ -145,6 +145,7 @@ impl Workers {
 
     async fn handle(&self, message: Message, rng: &mut StdRng, life: &CancellationToken) {
         let received = SystemTime::now();
+        let _busy = self.control.handling();
         let (stream_seq, deliveries) = match message.info() {
             Ok(info) => (info.stream_sequence, info.delivered),
             Err(e) => {

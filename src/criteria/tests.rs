@@ -208,7 +208,11 @@ fn the_catalogue_knows_every_figure_and_nothing_else() {
     }
     assert_eq!(
         all_names().count(),
-        COUNTS.len() + 3 + HISTOGRAMS.len() * (STATS.len() + 1)
+        COUNTS.len()
+            + RATIOS.len()
+            + RATES.len()
+            + DURATIONS.len()
+            + HISTOGRAMS.len() * (STATS.len() + 1)
     );
     for name in all_names() {
         assert!(parse(&format!("{name} >= 0")).is_ok(), "{name}");

@@ -39,8 +39,16 @@ pub struct Report {
     pub latency: BTreeMap<String, Summary>,
     pub consumer: ConsumerState,
     pub criteria: Vec<criteria::Outcome>,
-    /// The faults applied: what, on which node, when, and when it recovered.
+    /// The faults applied: what, on which node, when, when it was undone,
+    /// how long until the pipeline was back within `[recovery]` bounds, and
+    /// the publish failures and indeterminate publishes until then.
     pub faults: Vec<crate::faults::Applied>,
+    /// The consumer stopped taking deliveries outside any fault while
+    /// messages waited for it: the longest such time. The run fails.
+    pub consumer_stuck: Option<crate::recovery::Stuck>,
+    /// The fault figures of the criteria, from the recovery tracker.
+    #[serde(skip)]
+    pub fault_figures: crate::recovery::FaultFigures,
     /// Garbage messages the stream acknowledged (`load.garbage`); each should
     /// show as unexpected and be dead-lettered as poison.
     pub garbage_sent: u64,
@@ -133,6 +141,14 @@ impl Figures for Report {
                 kind: Kind::Count,
                 base: scheduled,
             });
+        }
+        if let Some((value, latency)) = self.fault_figures.get(name) {
+            let (kind, base) = if latency {
+                (Kind::Latency, None)
+            } else {
+                (Kind::Count, scheduled)
+            };
+            return Some(Figure { value, kind, base });
         }
         let (value, kind, base) = match name {
             "success_rate" => (self.success_rate, Kind::Ratio, None),

@@ -88,6 +88,7 @@ pub fn render(report: &Report) -> String {
             s.count, s.min, s.mean, s.p50, s.p90, s.p99, s.p999, s.max
         );
     }
+    render_faults(&mut out, report);
     let _ = writeln!(out);
     for invariant in &report.counts.invariants {
         let mark = if invariant.holds { "ok " } else { "BROKEN" };
@@ -114,6 +115,33 @@ pub fn render(report: &Report) -> String {
     };
     let _ = writeln!(out, "\n  {verdict}");
     out
+}
+
+/// One line per fault: when, and what it cost.
+fn render_faults(out: &mut String, report: &Report) {
+    if report.faults.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n  faults");
+    for f in &report.faults {
+        let what = match f.node {
+            Some(node) => format!("{} node {node}", f.kind.name()),
+            None => f.kind.name().to_string(),
+        };
+        let until = f
+            .recovered_secs
+            .map_or("—".to_string(), |end| format!("{end:.1}s"));
+        let outcome = match (&f.error, f.cost.recovery_secs) {
+            (Some(error), _) => format!("error: {error}"),
+            (None, Some(secs)) => format!("back within bounds {secs:.1}s after"),
+            (None, None) => "never back within bounds".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "    {what:<22} {:>6.1}s → {until:>6} · {outcome} · publish failed {} · indeterminate {}",
+            f.started_secs, f.cost.publish_failed, f.cost.indeterminate
+        );
+    }
 }
 
 fn criterion_line(outcome: &criteria::Outcome) -> String {

@@ -12,6 +12,8 @@ pub struct LiveFigures<'a> {
     pub target_rate: f64,
     pub achieved_rate: f64,
     pub garbage_sent: u64,
+    /// Recovery time so far, failures during faults, a stuck consumer.
+    pub faults: crate::recovery::FaultFigures,
 }
 
 impl LiveFigures<'_> {
@@ -58,6 +60,14 @@ impl Figures for LiveFigures<'_> {
                 kind: Kind::Count,
                 base: scheduled,
             });
+        }
+        if let Some((value, latency)) = self.faults.get(name) {
+            let (kind, base) = if latency {
+                (Kind::Latency, None)
+            } else {
+                (Kind::Count, scheduled)
+            };
+            return Some(Figure { value, kind, base });
         }
         let (value, kind, base) = match name {
             "success_rate" => (self.success_rate(), Kind::Ratio, None),

@@ -28,6 +28,7 @@ use crate::ledger::{Ledger, Live};
 use crate::progress::{self, Progress, Snapshot};
 use crate::provision::{self, Provisioned};
 use crate::publisher::{Publisher, Start};
+use crate::recovery::{self, Tracker};
 use crate::report::{ConsumerState, Report};
 use crate::scenario::Scenario;
 use crate::schedule::{Profile, Schedule};
@@ -67,6 +68,8 @@ pub struct Signals {
 struct Ending {
     interrupted: bool,
     aborted_by: Option<String>,
+    /// When the drain ended, from the start of the load.
+    drained_at: Duration,
 }
 
 /// Everything that lives for the length of one run.
@@ -98,6 +101,8 @@ struct Experiment {
     proxy: Option<Arc<Proxy>>,
     /// Every criterion, checks and abort_on, for the live metrics.
     criteria: Vec<crate::criteria::Criterion>,
+    /// Recovery after faults, and a stuck consumer.
+    recovery: Arc<std::sync::Mutex<Tracker>>,
     target: crate::report::TargetInfo,
     started_at: SystemTime,
     start: Start,
@@ -291,6 +296,10 @@ impl Experiment {
             publish_stop.clone(),
         ));
         let criteria = verdict::every_criterion(&config.scenario.criteria);
+        let recovery = Arc::new(std::sync::Mutex::new(Tracker::new(
+            s.recovery.clone(),
+            s.faults.len(),
+        )));
         Ok(Experiment {
             profile: Profile::from_load(&s.load),
             config,
@@ -309,6 +318,7 @@ impl Experiment {
             connections,
             telemetry,
             criteria,
+            recovery,
             cluster: None,
             proxy: None,
             consumer_control,
@@ -334,7 +344,7 @@ impl Experiment {
         let timeline = self.start_faults(fault_stop.clone());
         let garbage_stop = CancellationToken::new();
         let garbage = self.start_garbage(garbage_stop.clone());
-        let ending = self.load(&mut progress).await;
+        let mut ending = self.load(&mut progress).await;
         let load_time = self.start.instant.elapsed();
         garbage_stop.cancel();
         if let Some(task) = garbage {
@@ -347,6 +357,9 @@ impl Experiment {
             let _ = tokio::time::timeout(Duration::from_secs(2), client.drain()).await;
         }
         self.drain(&ending, &mut progress, load_time).await;
+        ending.drained_at = self.start.instant.elapsed();
+        // A last look, for deliveries since the last tick.
+        self.track(ending.drained_at, None);
         progress.finish();
         // A fault still under way recovers now, before the books close.
         fault_stop.cancel();
@@ -430,17 +443,49 @@ impl Experiment {
             target_rate,
             achieved_rate,
             garbage_sent: self.garbage_sent.load(std::sync::atomic::Ordering::Relaxed),
+            faults: self
+                .tracker()
+                .figures(self.start.instant.elapsed().as_secs_f64(), false),
         }
     }
 
+    fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
+        self.recovery.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One look for the recovery tracker, with the consumer as the server
+    /// sees it (None when the server did not answer).
+    fn track(&self, elapsed: Duration, info: Option<&async_nats::jetstream::consumer::Info>) {
+        let max_ack_pending = self.config.scenario.consumer.max_ack_pending;
+        let tick = recovery::Tick {
+            at: elapsed.as_secs_f64(),
+            expected: self.profile.events_by(elapsed.min(self.profile.duration())),
+            counters: publish_counters(&self.ledger),
+            end_to_end: self.stats.take_recent_end_to_end(),
+            deliveries: Live::get(&self.ledger.live.deliveries)
+                + Live::get(&self.ledger.live.unexpected),
+            busy: self.consumer_control.busy(),
+            server: info.map(|i| recovery::ServerView {
+                num_pending: i.num_pending,
+                at_ack_limit: max_ack_pending > 0 && i.num_ack_pending as i64 >= max_ack_pending,
+            }),
+        };
+        self.tracker().tick(tick);
+    }
+
     async fn snapshot(&self, phase: &'static str, rate: &mut RateMeter) -> Snapshot {
-        // Ask the server first, so the counters below are read together.
-        let info = self.consumer.get_info().await.ok();
+        // Ask the server first, so the counters below are read together; a
+        // server cut off by a fault must not hold up the run's ticks.
+        let info = tokio::time::timeout(Duration::from_secs(1), self.consumer.get_info())
+            .await
+            .ok()
+            .and_then(Result::ok);
         let backlog = info
             .as_ref()
             .map(|i| i.num_pending + i.num_ack_pending as u64);
         let live = &self.ledger.live;
         let elapsed = self.start.instant.elapsed();
+        self.track(elapsed, info.as_ref());
         let sent = Live::get(&live.sent);
         let snapshot = Snapshot {
             phase,
@@ -501,8 +546,19 @@ impl Experiment {
             stream: Some(self.provisioned.stream.clone()),
             proxy: self.proxy.clone(),
         };
-        let watcher = self.telemetry.fault_watcher(&faults);
+        let shown = self.telemetry.fault_watcher(&faults);
         let start = self.start.instant;
+        let (tracker, ledger) = (self.recovery.clone(), self.ledger.clone());
+        let watcher: crate::faults::Watcher = Arc::new(move |index, active| {
+            shown(index, active);
+            let at = start.elapsed().as_secs_f64();
+            let mut tracker = tracker.lock().unwrap_or_else(|p| p.into_inner());
+            if active {
+                tracker.fault_started(index, at, publish_counters(&ledger));
+            } else {
+                tracker.fault_ended(index, at);
+            }
+        });
         Some(tokio::spawn(crate::faults::run_timeline(
             faults, targets, start, stop, watcher,
         )))
@@ -513,8 +569,18 @@ impl Experiment {
         ending: Ending,
         load_time: Duration,
         consumer: ConsumerState,
-        faults: Vec<crate::faults::Applied>,
+        mut faults: Vec<crate::faults::Applied>,
     ) -> Report {
+        let (costs, fault_figures, consumer_stuck) = {
+            let mut tracker = self.tracker();
+            let at = ending.drained_at.as_secs_f64();
+            let caught_up = !ending.interrupted && self.ledger.unresolved_count() == 0;
+            tracker.finish(at, caught_up);
+            (tracker.costs(), tracker.figures(at, true), tracker.stuck())
+        };
+        for fault in &mut faults {
+            fault.cost = costs.get(fault.index).copied().unwrap_or_default();
+        }
         let unresolved: Vec<(u64, u64, String)> = self
             .ledger
             .unresolved()
@@ -545,6 +611,8 @@ impl Experiment {
                 .map(|c| c.reconnects.load(std::sync::atomic::Ordering::Relaxed))
                 .sum(),
             faults,
+            fault_figures,
+            consumer_stuck,
             garbage_sent: self.garbage_sent.load(std::sync::atomic::Ordering::Relaxed),
         };
         verdict::build(
@@ -555,6 +623,15 @@ impl Experiment {
             ending.aborted_by,
             warnings,
         )
+    }
+}
+
+fn publish_counters(ledger: &Ledger) -> recovery::Counters {
+    let live = &ledger.live;
+    recovery::Counters {
+        published: Live::get(&live.published),
+        publish_failed: Live::get(&live.publish_failed),
+        indeterminate: Live::get(&live.indeterminate),
     }
 }
 

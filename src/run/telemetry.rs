@@ -87,6 +87,7 @@ impl Telemetry {
             .iter()
             .map(|f| {
                 let place = match (f.kind.on_server(), f.leader) {
+                    (false, _) if f.kind.on_network() => "network".to_string(),
                     (false, _) => "consumer".to_string(),
                     (true, true) => "leader".to_string(),
                     (true, false) => f.node.to_string(),

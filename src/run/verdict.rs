@@ -56,6 +56,8 @@ pub struct Facts<'a> {
     pub stats: &'a Stats,
     pub reconnects: u64,
     pub faults: Vec<crate::faults::Applied>,
+    pub fault_figures: crate::recovery::FaultFigures,
+    pub consumer_stuck: Option<crate::recovery::Stuck>,
     pub garbage_sent: u64,
 }
 
@@ -103,6 +105,24 @@ fn warnings(report: &Report, reconnects: u64, mut warnings: Vec<String>) -> Vec<
     if reconnects > 0 {
         warnings.push(format!("{reconnects} reconnects to NATS during the run"));
     }
+    if let Some(stuck) = &report.consumer_stuck {
+        warnings.push(format!(
+            "the consumer was stuck for {:.1} s from {:.1} s into the run: {} messages waited,              no handler was busy, nothing was delivered, and no fault was under way; the run fails",
+            stuck.for_secs, stuck.since_secs, stuck.pending
+        ));
+    }
+    let unrecovered: Vec<String> = report
+        .faults
+        .iter()
+        .filter(|f| f.error.is_none() && f.cost.recovery_secs.is_none())
+        .map(|f| format!("{} at {:.1} s", f.kind.name(), f.started_secs))
+        .collect();
+    if !unrecovered.is_empty() {
+        warnings.push(format!(
+            "not back within the [recovery] bounds before the run ended: {}",
+            unrecovered.join(", ")
+        ));
+    }
     warnings
 }
 
@@ -146,6 +166,8 @@ pub fn build(
         consumer,
         criteria: Vec::new(),
         faults: facts.faults,
+        consumer_stuck: facts.consumer_stuck,
+        fault_figures: facts.fault_figures,
         garbage_sent: facts.garbage_sent,
         interrupted,
         aborted_by,
@@ -161,6 +183,7 @@ pub fn build(
     report.passed = !report.interrupted
         && report.aborted_by.is_none()
         && report.counts.invariants_hold()
+        && report.consumer_stuck.is_none()
         && report.criteria.iter().all(|c| c.passed);
     report
 }

@@ -27,6 +27,8 @@ pub struct Scenario {
     pub consumer: Consumer,
     pub drain: Drain,
     pub criteria: Criteria,
+    /// What "back to normal" means after a fault, and when a consumer is stuck.
+    pub recovery: Recovery,
     /// Faults injected on a timeline.
     pub faults: Vec<Fault>,
 }
@@ -450,6 +452,37 @@ impl Default for Drain {
         Drain {
             timeout: Duration::from_secs(60),
             interrupt_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A fault has recovered once, over a whole `window` after its end, the
+/// acknowledged rate is at least `rate` of the target and the end-to-end
+/// p99 at most `end_to_end_p99`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recovery {
+    /// Share of the target rate (0 to 1) that must be acknowledged.
+    pub rate: f64,
+    /// End-to-end p99 of the deliveries in the window.
+    #[serde(with = "humantime_serde")]
+    pub end_to_end_p99: Duration,
+    /// How long both must hold.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Outside faults, a consumer with messages waiting, no handler busy and
+    /// no delivery for this long is stuck, and the run fails.
+    #[serde(with = "humantime_serde")]
+    pub stuck_after: Duration,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Recovery {
+            rate: 0.9,
+            end_to_end_p99: Duration::from_secs(1),
+            window: Duration::from_secs(2),
+            stuck_after: Duration::from_secs(15),
         }
     }
 }

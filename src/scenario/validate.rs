@@ -33,7 +33,25 @@ pub fn validate(s: &Scenario) -> Check {
     publish(s)?;
     consumer(s)?;
     criteria(s)?;
+    recovery(s)?;
     faults(s)
+}
+
+fn recovery(s: &Scenario) -> Check {
+    let r = &s.recovery;
+    require(
+        r.rate.is_finite() && (0.0..=1.0).contains(&r.rate),
+        "recovery.rate",
+        || format!("{}: a share of the target rate, from 0 to 1", r.rate),
+    )?;
+    for (key, value) in [
+        ("recovery.end_to_end_p99", r.end_to_end_p99),
+        ("recovery.window", r.window),
+        ("recovery.stuck_after", r.stuck_after),
+    ] {
+        require(value > Duration::ZERO, key, || "must be above 0s".into())?;
+    }
+    Ok(())
 }
 
 fn faults(s: &Scenario) -> Check {
