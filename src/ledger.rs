@@ -84,6 +84,9 @@ pub struct Sample {
 /// after its original still counts as a duplicate, not as a stream one.
 const RECENT_LIMIT: usize = 65_536;
 
+/// Second stored copies remembered, to count each once.
+const COPIES_LIMIT: usize = 1_000_000;
+
 /// How many ids of each kind the report lists.
 pub const SAMPLE_LIMIT: usize = 100;
 
@@ -151,6 +154,10 @@ struct Inner {
     /// copy from the same message delivered again.
     recent: HashMap<u64, u64>,
     recent_order: VecDeque<u64>,
+    /// Stream sequences of the second copies already counted, so that a
+    /// copy delivered again counts once. Second copies are rare; past
+    /// [`COPIES_LIMIT`] each delivery of one counts.
+    copies: std::collections::HashSet<u64>,
 }
 
 /// The state of every event of one run.
@@ -290,10 +297,12 @@ impl Ledger {
                 .recent
                 .get(&seq)
                 .is_some_and(|&resolved_at| resolved_at != stream_sequence);
+        let new_copy = second_copy
+            && (inner.copies.len() >= COPIES_LIMIT || inner.copies.insert(stream_sequence));
         drop(inner);
         if already_resolved {
             Live::add(&self.live.duplicates);
-            if second_copy {
+            if new_copy {
                 Live::add(&self.live.stream_duplicates);
             }
         }
