@@ -1,6 +1,12 @@
-//! Figures during the run, from the live counters, for `abort_on` checks
-//! and the status line. Loss and pending are only known at the end, so
+//! The run seen while it goes on: a snapshot a few times a second for the
+//! status line, the metrics and the recovery tracker, and the figures
+//! `abort_on` checks use. Loss and pending are only known at the end, so
 //! here pending is the unresolved backlog and lost is 0.
+
+use std::time::{Duration, Instant};
+
+use super::Experiment;
+use crate::progress::Snapshot;
 
 use crate::criteria::{Figure, Figures, Kind};
 use crate::ledger::{Ledger, Live};
@@ -86,5 +92,84 @@ impl Figures for LiveFigures<'_> {
             }
         };
         Some(Figure { value, kind, base })
+    }
+}
+
+impl Experiment {
+    pub(super) fn live_figures(&self, target_rate: f64, achieved_rate: f64) -> LiveFigures<'_> {
+        LiveFigures {
+            ledger: &self.ledger,
+            stats: &self.stats,
+            target_rate,
+            achieved_rate,
+            garbage_sent: self.garbage_sent.load(std::sync::atomic::Ordering::Relaxed),
+            faults: self
+                .tracker()
+                .figures(self.start.instant.elapsed().as_secs_f64(), false),
+        }
+    }
+
+    pub(super) async fn snapshot(&self, phase: &'static str, rate: &mut RateMeter) -> Snapshot {
+        // Ask the server first, so the counters below are read together; a
+        // server cut off by a fault must not hold up the run's ticks.
+        let info = tokio::time::timeout(Duration::from_secs(1), self.consumer.get_info())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        let backlog = info
+            .as_ref()
+            .map(|i| i.num_pending + i.num_ack_pending as u64);
+        let live = &self.ledger.live;
+        let elapsed = self.start.instant.elapsed();
+        self.track(elapsed, info.as_ref());
+        let sent = Live::get(&live.sent);
+        let snapshot = Snapshot {
+            phase,
+            elapsed,
+            total: self.profile.duration(),
+            sent,
+            published: Live::get(&live.published),
+            processed: Live::get(&live.processed),
+            dead_lettered: Live::get(&live.dead_lettered),
+            failed: Live::get(&live.publish_failed) + Live::get(&live.indeterminate),
+            in_flight: self.publisher.in_flight() as u64,
+            backlog,
+            rate: rate.update(sent),
+            target_rate: self.profile.rate_at(elapsed),
+            end_to_end_p99_ms: self.stats.summary(Latency::EndToEnd).p99,
+            success_rate: self.live_figures(0.0, 0.0).success_rate(),
+        };
+        let figures = self.live_figures(snapshot.target_rate, snapshot.rate);
+        let so_far: Vec<_> = self.criteria.iter().map(|c| c.evaluate(&figures)).collect();
+        self.telemetry.tick(
+            &self.ledger,
+            &snapshot,
+            info.as_ref(),
+            &self.connections,
+            &so_far,
+        );
+        snapshot
+    }
+}
+
+/// Events per second between two looks.
+#[derive(Debug, Default)]
+pub(super) struct RateMeter {
+    last: Option<(Instant, u64)>,
+    rate: f64,
+}
+
+impl RateMeter {
+    pub(super) fn update(&mut self, count: u64) -> f64 {
+        let now = Instant::now();
+        match self.last {
+            Some((at, before)) if now.duration_since(at) >= Duration::from_secs(1) => {
+                self.rate = (count - before) as f64 / now.duration_since(at).as_secs_f64();
+                self.last = Some((now, count));
+            }
+            None => self.last = Some((now, count)),
+            _ => {}
+        }
+        self.rate
     }
 }

@@ -6,6 +6,7 @@
 //! cancellation tokens, so an interrupted run takes the same path as a
 //! finished one, only with a shorter drain, and still writes its report.
 
+mod alongside;
 mod drain;
 mod live;
 mod telemetry;
@@ -24,18 +25,19 @@ use tokio_util::task::TaskTracker;
 
 use crate::consumer::{advisory, DeadLetters, Workers};
 use crate::error::HarnessError;
-use crate::ledger::{Ledger, Live};
-use crate::progress::{self, Progress, Snapshot};
+use crate::ledger::Ledger;
+use crate::progress::{self, Progress};
 use crate::provision::{self, Provisioned};
 use crate::publisher::{Publisher, Start};
-use crate::recovery::{self, Tracker};
-use crate::report::{ConsumerState, Report};
+use crate::recovery::Tracker;
+use crate::report::Report;
 use crate::scenario::Scenario;
 use crate::schedule::{Profile, Schedule};
-use crate::stats::{Latency, Stats};
+use crate::stats::Stats;
 use crate::target::{self, embedded::EmbeddedCluster, proxy::Proxy, ConnectionState};
 
 pub use live::LiveFigures;
+use live::RateMeter;
 pub use telemetry::{MetricsOptions, Telemetry};
 
 /// How long the consumer must have had nothing pending before the drain
@@ -435,228 +437,8 @@ impl Experiment {
         }
         ending
     }
-
-    fn live_figures(&self, target_rate: f64, achieved_rate: f64) -> LiveFigures<'_> {
-        LiveFigures {
-            ledger: &self.ledger,
-            stats: &self.stats,
-            target_rate,
-            achieved_rate,
-            garbage_sent: self.garbage_sent.load(std::sync::atomic::Ordering::Relaxed),
-            faults: self
-                .tracker()
-                .figures(self.start.instant.elapsed().as_secs_f64(), false),
-        }
-    }
-
-    fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
-        self.recovery.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// One look for the recovery tracker, with the consumer as the server
-    /// sees it (None when the server did not answer).
-    fn track(&self, elapsed: Duration, info: Option<&async_nats::jetstream::consumer::Info>) {
-        let max_ack_pending = self.config.scenario.consumer.max_ack_pending;
-        let tick = recovery::Tick {
-            at: elapsed.as_secs_f64(),
-            expected: self.profile.events_by(elapsed.min(self.profile.duration())),
-            counters: publish_counters(&self.ledger),
-            end_to_end: self.stats.take_recent_end_to_end(),
-            deliveries: Live::get(&self.ledger.live.deliveries)
-                + Live::get(&self.ledger.live.unexpected),
-            busy: self.consumer_control.busy(),
-            server: info.map(|i| recovery::ServerView {
-                num_pending: i.num_pending,
-                at_ack_limit: max_ack_pending > 0 && i.num_ack_pending as i64 >= max_ack_pending,
-            }),
-        };
-        self.tracker().tick(tick);
-    }
-
-    async fn snapshot(&self, phase: &'static str, rate: &mut RateMeter) -> Snapshot {
-        // Ask the server first, so the counters below are read together; a
-        // server cut off by a fault must not hold up the run's ticks.
-        let info = tokio::time::timeout(Duration::from_secs(1), self.consumer.get_info())
-            .await
-            .ok()
-            .and_then(Result::ok);
-        let backlog = info
-            .as_ref()
-            .map(|i| i.num_pending + i.num_ack_pending as u64);
-        let live = &self.ledger.live;
-        let elapsed = self.start.instant.elapsed();
-        self.track(elapsed, info.as_ref());
-        let sent = Live::get(&live.sent);
-        let snapshot = Snapshot {
-            phase,
-            elapsed,
-            total: self.profile.duration(),
-            sent,
-            published: Live::get(&live.published),
-            processed: Live::get(&live.processed),
-            dead_lettered: Live::get(&live.dead_lettered),
-            failed: Live::get(&live.publish_failed) + Live::get(&live.indeterminate),
-            in_flight: self.publisher.in_flight() as u64,
-            backlog,
-            rate: rate.update(sent),
-            target_rate: self.profile.rate_at(elapsed),
-            end_to_end_p99_ms: self.stats.summary(Latency::EndToEnd).p99,
-            success_rate: self.live_figures(0.0, 0.0).success_rate(),
-        };
-        let figures = self.live_figures(snapshot.target_rate, snapshot.rate);
-        let so_far: Vec<_> = self.criteria.iter().map(|c| c.evaluate(&figures)).collect();
-        self.telemetry.tick(
-            &self.ledger,
-            &snapshot,
-            info.as_ref(),
-            &self.connections,
-            &so_far,
-        );
-        snapshot
-    }
-
-    /// Foreign input into the load subject for as long as the load runs.
-    fn start_garbage(&self, stop: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
-        let garbage = self.config.scenario.load.garbage.clone()?;
-        let client = self.garbage_client.as_ref()?.0.clone();
-        let subject = self.config.scenario.load.subject.clone();
-        let sent = self.garbage_sent.clone();
-        Some(tokio::spawn(crate::garbage::throw(
-            client,
-            subject,
-            garbage,
-            self.config.seed,
-            sent,
-            stop,
-        )))
-    }
-
-    /// The fault timeline, from the start of the load, if there is one.
-    fn start_faults(
-        &self,
-        stop: CancellationToken,
-    ) -> Option<tokio::task::JoinHandle<Vec<crate::faults::Applied>>> {
-        let faults = self.config.scenario.faults.clone();
-        if faults.is_empty() {
-            return None;
-        }
-        let targets = crate::faults::Targets {
-            cluster: self.cluster.clone(),
-            consumer: self.consumer_control.clone(),
-            stream: Some(self.provisioned.stream.clone()),
-            proxy: self.proxy.clone(),
-        };
-        let shown = self.telemetry.fault_watcher(&faults);
-        let start = self.start.instant;
-        let (tracker, ledger) = (self.recovery.clone(), self.ledger.clone());
-        let watcher: crate::faults::Watcher = Arc::new(move |index, active| {
-            shown(index, active);
-            let at = start.elapsed().as_secs_f64();
-            let mut tracker = tracker.lock().unwrap_or_else(|p| p.into_inner());
-            if active {
-                tracker.fault_started(index, at, publish_counters(&ledger));
-            } else {
-                tracker.fault_ended(index, at);
-            }
-        });
-        Some(tokio::spawn(crate::faults::run_timeline(
-            faults, targets, start, stop, watcher,
-        )))
-    }
-
-    async fn report(
-        &self,
-        ending: Ending,
-        load_time: Duration,
-        consumer: ConsumerState,
-        mut faults: Vec<crate::faults::Applied>,
-    ) -> Report {
-        let (costs, fault_figures, consumer_stuck) = {
-            let mut tracker = self.tracker();
-            let at = ending.drained_at.as_secs_f64();
-            let caught_up = !ending.interrupted && self.ledger.unresolved_count() == 0;
-            tracker.finish(at, caught_up);
-            (tracker.costs(), tracker.figures(at, true), tracker.stuck())
-        };
-        for fault in &mut faults {
-            fault.cost = costs.get(fault.index).copied().unwrap_or_default();
-        }
-        let unresolved: Vec<(u64, u64, String)> = self
-            .ledger
-            .unresolved()
-            .into_iter()
-            .map(|(event, seq)| (event, seq, self.ledger.event_id(event)))
-            .collect();
-        let mut warnings = Vec::new();
-        let gone = match provision::gone_from_stream(&self.provisioned.stream, &unresolved).await {
-            Ok(gone) => gone,
-            Err(e) => {
-                warnings.push(format!("could not check which unresolved events are still stored ({e}); counted as pending"));
-                Vec::new()
-            }
-        };
-        let accounting = self.ledger.account(&gone);
-        let facts = verdict::Facts {
-            config: &self.config,
-            target: self.target.clone(),
-            started_at: self.started_at,
-            duration: self.start.instant.elapsed(),
-            load_time,
-            profile: &self.profile,
-            sent: Live::get(&self.ledger.live.sent),
-            stats: &self.stats,
-            reconnects: self
-                .connections
-                .iter()
-                .map(|c| c.reconnects.load(std::sync::atomic::Ordering::Relaxed))
-                .sum(),
-            faults,
-            fault_figures,
-            consumer_stuck,
-            garbage_sent: self.garbage_sent.load(std::sync::atomic::Ordering::Relaxed),
-        };
-        verdict::build(
-            facts,
-            accounting,
-            consumer,
-            ending.interrupted,
-            ending.aborted_by,
-            warnings,
-        )
-    }
-}
-
-fn publish_counters(ledger: &Ledger) -> recovery::Counters {
-    let live = &ledger.live;
-    recovery::Counters {
-        published: Live::get(&live.published),
-        publish_failed: Live::get(&live.publish_failed),
-        indeterminate: Live::get(&live.indeterminate),
-    }
 }
 
 fn js_publish_stream(provisioned: &Provisioned) -> jetstream::stream::Stream {
     provisioned.stream.clone()
-}
-
-/// Events per second between two looks.
-#[derive(Debug, Default)]
-struct RateMeter {
-    last: Option<(Instant, u64)>,
-    rate: f64,
-}
-
-impl RateMeter {
-    fn update(&mut self, count: u64) -> f64 {
-        let now = Instant::now();
-        match self.last {
-            Some((at, before)) if now.duration_since(at) >= Duration::from_secs(1) => {
-                self.rate = (count - before) as f64 / now.duration_since(at).as_secs_f64();
-                self.last = Some((now, count));
-            }
-            None => self.last = Some((now, count)),
-            _ => {}
-        }
-        self.rate
-    }
 }

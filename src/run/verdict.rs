@@ -10,7 +10,9 @@ use crate::report::{ConsumerState, Rates, Report, TargetInfo, SCHEMA_VERSION};
 use crate::schedule::Profile;
 use crate::stats::{Latency, Stats};
 
-use super::RunConfig;
+use super::{Ending, Experiment, RunConfig};
+use crate::ledger::Live;
+use crate::provision;
 
 /// Schedule lag beyond which the harness says it could not keep up.
 const SATURATION_LAG_MS: f64 = 10.0;
@@ -186,4 +188,69 @@ pub fn build(
         && report.consumer_stuck.is_none()
         && report.criteria.iter().all(|c| c.passed);
     report
+}
+
+impl Experiment {
+    /// Closes the books: what is still stored decides lost against pending,
+    /// then the verdict.
+    pub(super) async fn report(
+        &self,
+        ending: Ending,
+        load_time: Duration,
+        consumer: ConsumerState,
+        mut faults: Vec<crate::faults::Applied>,
+    ) -> Report {
+        let (costs, fault_figures, consumer_stuck) = {
+            let mut tracker = self.tracker();
+            let at = ending.drained_at.as_secs_f64();
+            let caught_up = !ending.interrupted && self.ledger.unresolved_count() == 0;
+            tracker.finish(at, caught_up);
+            (tracker.costs(), tracker.figures(at, true), tracker.stuck())
+        };
+        for fault in &mut faults {
+            fault.cost = costs.get(fault.index).copied().unwrap_or_default();
+        }
+        let unresolved: Vec<(u64, u64, String)> = self
+            .ledger
+            .unresolved()
+            .into_iter()
+            .map(|(event, seq)| (event, seq, self.ledger.event_id(event)))
+            .collect();
+        let mut warnings = Vec::new();
+        let gone = match provision::gone_from_stream(&self.provisioned.stream, &unresolved).await {
+            Ok(gone) => gone,
+            Err(e) => {
+                warnings.push(format!("could not check which unresolved events are still stored ({e}); counted as pending"));
+                Vec::new()
+            }
+        };
+        let accounting = self.ledger.account(&gone);
+        let facts = Facts {
+            config: &self.config,
+            target: self.target.clone(),
+            started_at: self.started_at,
+            duration: self.start.instant.elapsed(),
+            load_time,
+            profile: &self.profile,
+            sent: Live::get(&self.ledger.live.sent),
+            stats: &self.stats,
+            reconnects: self
+                .connections
+                .iter()
+                .map(|c| c.reconnects.load(std::sync::atomic::Ordering::Relaxed))
+                .sum(),
+            faults,
+            fault_figures,
+            consumer_stuck,
+            garbage_sent: self.garbage_sent.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        build(
+            facts,
+            accounting,
+            consumer,
+            ending.interrupted,
+            ending.aborted_by,
+            warnings,
+        )
+    }
 }
