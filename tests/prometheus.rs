@@ -115,6 +115,7 @@ const SCENARIO: &str = r#"
 rate = 100
 duration = "6s"
 [consumer]
+ack_wait = "3s"
 error_ratio = 0.05
 timeout_ratio = 0.05
 processing_timeout = "50ms"
@@ -128,12 +129,16 @@ checks = ["lost == 0"]
 at = "2s"
 kind = "pause"
 duration = "1s"
+[[faults]]
+at = "4s"
+kind = "blackhole"
+duration = "500ms"
 "#;
 
 /// Runs the scenario with Prometheus scraping it; returns the report and
 /// the Prometheus that holds the run's final values.
 /// The target is embedded (the harness owns it), so the pause fault runs
-/// and its gauge has data too.
+/// and its gauge has data too; the blackhole puts the proxy's counters there.
 async fn scraped_run(run_id: &str) -> (Report, Prometheus, harness::run::Telemetry) {
     let metrics_port = common::free_port();
     let prometheus = Prometheus::start(&format!("127.0.0.1:{metrics_port}"));
@@ -183,9 +188,21 @@ fn bucket_of(bounds: &[f64], seconds: f64) -> (f64, f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_holds_the_reports_counts_and_percentiles_and_every_query_returns_data() {
     let (report, prometheus, _telemetry) = scraped_run("prom1").await;
-    assert_eq!(report.faults.len(), 1, "the pause ran");
+    assert_eq!(report.faults.len(), 2, "the pause and the blackhole ran");
     let c = &report.counts;
     let sel = "{run_id=\"prom1\"}";
+    let dropped = prometheus.scalar(&format!("harness_proxy_dropped_bytes_total{sel}"));
+    assert!(
+        dropped.is_some_and(|d| d > 0.0),
+        "the blackhole dropped bytes: {dropped:?}"
+    );
+    let recovery = report.fault_figures.recovery_ms / 1000.0;
+    if recovery.is_finite() {
+        let scraped = prometheus
+            .scalar(&format!("harness_fault_recovery_seconds{sel}"))
+            .expect("the recovery gauge was scraped");
+        assert!((scraped - recovery).abs() < 1e-6, "{scraped} vs {recovery}");
+    }
     for (metric, count) in [
         ("harness_events_scheduled_total", c.scheduled),
         ("harness_events_published_total", c.published),

@@ -140,6 +140,8 @@ impl Experiment {
             success_rate: self.live_figures(0.0, 0.0).success_rate(),
         };
         let figures = self.live_figures(snapshot.target_rate, snapshot.rate);
+        self.telemetry
+            .faults(&figures.faults, self.proxy.as_deref());
         let so_far: Vec<_> = self.criteria.iter().map(|c| c.evaluate(&figures)).collect();
         self.telemetry.tick(
             &self.ledger,

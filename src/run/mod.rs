@@ -371,6 +371,8 @@ impl Experiment {
         };
         let consumer_state = self.close().await;
         let mut report = self.report(ending, load_time, consumer_state, faults).await;
+        self.telemetry
+            .faults(&report.fault_figures, self.proxy.as_deref());
         self.telemetry.finish(&self.ledger, &report);
         let problems = self
             .telemetry

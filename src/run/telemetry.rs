@@ -150,6 +150,24 @@ impl Telemetry {
         }
     }
 
+    /// What the faults cost so far, and the proxy's work.
+    pub fn faults(
+        &self,
+        figures: &crate::recovery::FaultFigures,
+        proxy: Option<&crate::target::proxy::Proxy>,
+    ) {
+        let m = &self.metrics;
+        m.gauge("harness_fault_recovery_seconds", &[])
+            .set(figures.recovery_ms / 1000.0);
+        m.gauge("harness_consumer_stuck", &[])
+            .set(figures.consumer_stuck as f64);
+        // Without network faults there is no proxy, and nothing it did.
+        m.counter("harness_proxy_dropped_bytes_total", &[])
+            .absolute(proxy.map_or(0, |p| p.dropped_bytes()));
+        m.counter("harness_proxy_resets_total", &[])
+            .absolute(proxy.map_or(0, |p| p.resets()));
+    }
+
     /// The values only the end knows, and the verdict.
     pub fn finish(&self, ledger: &Ledger, report: &Report) {
         let m = &self.metrics;
