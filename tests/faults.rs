@@ -302,7 +302,15 @@ async fn blackholes_are_survived_with_retries_deduplicated() {
     let c = &report.counts;
     assert!(c.invariants_hold(), "{:?}", c.invariants);
     assert_eq!(c.scheduled, 400);
-    assert!(report.target.proxy.is_some(), "{:?}", report.target);
+    let proxy = report
+        .target
+        .proxy
+        .as_ref()
+        .expect("clients went through the proxy");
+    assert!(
+        proxy.dropped_bytes > 0 && proxy.resets > 0,
+        "the blackholes dropped bytes, and their ends reset connections: {proxy:?}"
+    );
     assert_eq!(
         (c.lost, c.stream_duplicates, c.pending),
         (0, 0, 0),

@@ -68,7 +68,18 @@ pub struct TargetInfo {
     pub embedded: bool,
     pub nodes: usize,
     /// The proxy the publisher and consumer went through, for network faults.
-    pub proxy: Option<String>,
+    pub proxy: Option<ProxyInfo>,
+}
+
+/// The network-fault proxy and what it did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyInfo {
+    /// The URL the clients connected to.
+    pub url: String,
+    /// Bytes dropped by blackholes.
+    pub dropped_bytes: u64,
+    /// Connections reset: by reset faults, and after a blackhole.
+    pub resets: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]

@@ -123,6 +123,13 @@ fn render_faults(out: &mut String, report: &Report) {
         return;
     }
     let _ = writeln!(out, "\n  faults");
+    if let Some(proxy) = &report.target.proxy {
+        let _ = writeln!(
+            out,
+            "    network through the proxy at {} · {} bytes dropped · {} connections reset",
+            proxy.url, proxy.dropped_bytes, proxy.resets
+        );
+    }
     for f in &report.faults {
         let what = match f.node {
             Some(node) => format!("{} node {node}", f.kind.name()),

@@ -161,7 +161,11 @@ pub async fn run_with_telemetry(
         url: target::redact(&url),
         embedded: cluster.is_some(),
         nodes: if cluster.is_some() { s.target.nodes } else { 0 },
-        proxy: proxy.as_ref().map(|p| target::redact(p.url())),
+        proxy: proxy.as_ref().map(|p| crate::report::ProxyInfo {
+            url: target::redact(p.url()),
+            dropped_bytes: 0,
+            resets: 0,
+        }),
     };
     let endpoints = Endpoints {
         server: url.clone(),

@@ -227,7 +227,7 @@ impl Experiment {
         let accounting = self.ledger.account(&gone);
         let facts = Facts {
             config: &self.config,
-            target: self.target.clone(),
+            target: self.target_with_proxy_counts(),
             started_at: self.started_at,
             duration: self.start.instant.elapsed(),
             load_time,
@@ -252,5 +252,15 @@ impl Experiment {
             ending.aborted_by,
             warnings,
         )
+    }
+
+    /// The target, with what the proxy did by now.
+    fn target_with_proxy_counts(&self) -> TargetInfo {
+        let mut target = self.target.clone();
+        if let (Some(info), Some(proxy)) = (&mut target.proxy, &self.proxy) {
+            info.dropped_bytes = proxy.dropped_bytes();
+            info.resets = proxy.resets();
+        }
+        target
     }
 }
