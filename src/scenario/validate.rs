@@ -54,7 +54,36 @@ fn recovery(s: &Scenario) -> Check {
     Ok(())
 }
 
+/// Two faults of one kind on one place cannot overlap: the second's end
+/// would undo the first early (the proxy, the consumer and each node hold
+/// one state per kind).
+fn overlapping(s: &Scenario) -> Check {
+    for (j, later) in s.faults.iter().enumerate() {
+        for (i, earlier) in s.faults.iter().enumerate().take(j) {
+            let same_place = !later.kind.on_server()
+                || (!later.leader && !earlier.leader && later.node == earlier.node);
+            let overlap =
+                earlier.at < later.at + later.duration && later.at < earlier.at + earlier.duration;
+            require(
+                !(earlier.kind == later.kind && same_place && overlap),
+                &format!("faults[{j}].at"),
+                || {
+                    format!(
+                        "overlaps faults[{i}], a `{}` on the same target from {:?} for {:?}; \
+                         start it after that one ends",
+                        earlier.kind.name(),
+                        earlier.at,
+                        earlier.duration
+                    )
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
 fn faults(s: &Scenario) -> Check {
+    overlapping(s)?;
     for (i, fault) in s.faults.iter().enumerate() {
         let key = format!("faults[{i}]");
         require(

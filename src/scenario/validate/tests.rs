@@ -167,3 +167,37 @@ fn network_faults_work_on_any_target_and_need_their_settings() {
     let bad_way = format!("{base}[[faults]]\nat = \"2s\"\nkind = \"reset\"\ndirection = \"up\"\n");
     assert!(error_of(&bad_way).message.contains("to_server"));
 }
+
+#[test]
+fn faults_of_one_kind_on_one_target_may_not_overlap() {
+    let base = "[load]\nrate = 1\nduration = \"30s\"\n";
+    let fault = |at: &str, kind: &str, extra: &str| {
+        format!("[[faults]]\nat = \"{at}\"\nkind = \"{kind}\"\nduration = \"5s\"\n{extra}")
+    };
+    let overlapping = format!(
+        "{base}{}{}",
+        fault("2s", "blackhole", ""),
+        fault("6s", "blackhole", "direction = \"to_client\"\n")
+    );
+    let e = error_of(&overlapping);
+    assert_eq!(e.key, "faults[1].at");
+    assert!(e.message.contains("overlaps faults[0]"), "{}", e.message);
+    let after = format!(
+        "{base}{}{}",
+        fault("2s", "blackhole", ""),
+        fault("7s", "blackhole", "")
+    );
+    assert!(parse(&after, Path::new("s.toml")).is_ok());
+    let other_kinds = format!(
+        "{base}{}{}",
+        fault("2s", "blackhole", ""),
+        fault("3s", "latency", "")
+    );
+    assert!(parse(&other_kinds, Path::new("s.toml")).is_ok());
+    let other_nodes = format!(
+        "[target]\nnodes = 3\n{base}{}{}",
+        fault("2s", "pause", "node = 0\n"),
+        fault("3s", "pause", "node = 1\n")
+    );
+    assert!(parse(&other_nodes, Path::new("s.toml")).is_ok());
+}
