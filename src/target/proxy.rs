@@ -392,7 +392,11 @@ async fn write_side(
     shared: &Shared,
 ) {
     while let Some((due, bytes)) = rx.recv().await {
-        tokio::time::sleep_until(due).await;
+        // A timer costs a tick (about a millisecond) even when already due:
+        // only chunks held back by latency wait for one.
+        if due > Instant::now() {
+            tokio::time::sleep_until(due).await;
+        }
         if write_all(&to, &bytes).await.is_err() {
             conn.stop.cancel();
             return;
