@@ -24,6 +24,8 @@ pub struct Snapshot {
     pub target_rate: f64,
     pub end_to_end_p99_ms: f64,
     pub success_rate: f64,
+    /// The faults under way.
+    pub faults: Vec<&'static str>,
 }
 
 impl Snapshot {
@@ -46,7 +48,15 @@ impl Snapshot {
             self.target_rate,
             self.end_to_end_p99_ms,
             self.success_rate * 100.0,
-        )
+        ) + &self.fault_note()
+    }
+
+    fn fault_note(&self) -> String {
+        if self.faults.is_empty() {
+            String::new()
+        } else {
+            format!(" · FAULT {}", self.faults.join(", "))
+        }
     }
 }
 
@@ -159,5 +169,19 @@ mod tests {
         );
         assert!(line.contains("sent 650") && line.contains("processed 640"));
         assert!(line.contains("backlog 3") && line.contains("success 98.46%"));
+        assert!(!line.contains("FAULT"));
+    }
+
+    #[test]
+    fn the_line_names_the_faults_under_way() {
+        let line = Snapshot {
+            faults: vec!["blackhole", "consumer_slow"],
+            ..Snapshot::default()
+        }
+        .line();
+        assert!(
+            line.ends_with(" · FAULT blackhole, consumer_slow"),
+            "{line}"
+        );
     }
 }

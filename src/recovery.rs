@@ -153,6 +153,13 @@ impl Tracker {
         }
     }
 
+    /// The indexes of the faults under way.
+    pub fn active(&self) -> Vec<usize> {
+        (0..self.faults.len())
+            .filter(|&i| self.faults[i].started.is_some() && self.faults[i].ended.is_none())
+            .collect()
+    }
+
     fn any_active(&self) -> bool {
         self.faults
             .iter()

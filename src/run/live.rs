@@ -138,6 +138,13 @@ impl Experiment {
             target_rate: self.profile.rate_at(elapsed),
             end_to_end_p99_ms: self.stats.summary(Latency::EndToEnd).p99,
             success_rate: self.live_figures(0.0, 0.0).success_rate(),
+            faults: self
+                .tracker()
+                .active()
+                .into_iter()
+                .filter_map(|i| self.config.scenario.faults.get(i))
+                .map(|f| f.kind.name())
+                .collect(),
         };
         let figures = self.live_figures(snapshot.target_rate, snapshot.rate);
         self.telemetry
