@@ -153,14 +153,20 @@ fn every_shipped_scenario_validates() {
 }
 
 /// SIGINT on a running (embedded-target) run: the schedule stops, the
-/// report is written as partial, and the process exits 130.
+/// fault under way is undone at once and the next never starts, the report
+/// is written as partial, and the process exits 130.
 #[test]
 fn sigint_writes_the_partial_report_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(
         dir.path(),
         "long.toml",
-        "[load]\nrate = 50\nduration = \"5m\"\n[criteria]\nchecks = [\"lost == 0\"]\n",
+        // Slow handlers keep events unresolved, so the interrupted drain
+        // lasts its full 5 s: the reset at 6 s would fall inside it.
+        "[load]\nrate = 50\nduration = \"5m\"\n[consumer]\nworkers = 1\n\
+         [consumer.processing]\nmean = \"2s\"\n[criteria]\nchecks = [\"lost == 0\"]\n\
+         [[faults]]\nat = \"2s\"\nkind = \"latency\"\ndelay = \"20ms\"\nduration = \"1m\"\n\
+         [[faults]]\nat = \"6s\"\nkind = \"reset\"\n",
     );
     let report = dir.path().join("partial.json");
     let mut child = harness()
@@ -192,6 +198,14 @@ fn sigint_writes_the_partial_report_and_exits_130() {
         "stopped early: {scheduled}"
     );
     assert_eq!(json["counts"]["lost"], 0);
+    let faults = json["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 1, "the reset never started: {faults:?}");
+    assert_eq!(faults[0]["kind"], "latency");
+    let undone = faults[0]["recovered_secs"].as_f64().unwrap();
+    assert!(
+        undone < 6.0,
+        "undone at the interrupt, not after the drain: {undone}"
+    );
     let invariants = json["counts"]["invariants"].as_array().unwrap();
     assert!(
         invariants.iter().all(|i| i["holds"] == true),

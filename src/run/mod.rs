@@ -353,6 +353,10 @@ impl Experiment {
         let mut ending = self.load(&mut progress).await;
         let load_time = self.start.instant.elapsed();
         garbage_stop.cancel();
+        if ending.interrupted || ending.aborted_by.is_some() {
+            // Stopping: undo the faults under way, start no more.
+            fault_stop.cancel();
+        }
         if let Some(task) = garbage {
             let _ = task.await;
         }
