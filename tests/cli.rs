@@ -200,6 +200,11 @@ fn sigint_writes_the_partial_report_and_exits_130() {
     assert_eq!(json["counts"]["lost"], 0);
     let faults = json["faults"].as_array().unwrap();
     assert_eq!(faults.len(), 1, "the reset never started: {faults:?}");
+    let warnings = json["warnings"].to_string();
+    assert!(
+        warnings.contains("faults[1] (reset at 6s) never started"),
+        "{warnings}"
+    );
     assert_eq!(faults[0]["kind"], "latency");
     let undone = faults[0]["recovered_secs"].as_f64().unwrap();
     assert!(

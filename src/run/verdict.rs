@@ -86,6 +86,22 @@ fn config_json(config: &RunConfig) -> serde_json::Value {
     serde_json::to_value(&scenario).unwrap_or(serde_json::Value::Null)
 }
 
+/// Faults of the scenario that never started: the run ended (or was
+/// stopped) first, such as when `--duration` shortened it.
+fn faults_not_started(
+    scenario: &[crate::scenario::Fault],
+    applied: &[crate::faults::Applied],
+) -> Option<String> {
+    let missing: Vec<String> = scenario
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !applied.iter().any(|a| a.index == *i))
+        .map(|(i, f)| format!("faults[{i}] ({} at {:?})", f.kind.name(), f.at))
+        .collect();
+    (!missing.is_empty())
+        .then(|| format!("{} never started: the run ended first", missing.join(", ")))
+}
+
 fn warnings(report: &Report, reconnects: u64, mut warnings: Vec<String>) -> Vec<String> {
     let lag = &report.latency["schedule_lag"];
     if report.saturated {
@@ -181,6 +197,8 @@ pub fn build(
         .iter()
         .map(|c| c.evaluate(&report))
         .collect();
+    let mut extra_warnings = extra_warnings;
+    extra_warnings.extend(faults_not_started(&config.scenario.faults, &report.faults));
     report.warnings = warnings(&report, facts.reconnects, extra_warnings);
     report.passed = !report.interrupted
         && report.aborted_by.is_none()
