@@ -24,6 +24,7 @@ use std::collections::VecDeque;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::criteria::{Figure, Kind};
 use crate::scenario::Recovery;
 
 /// Slack when comparing tick times with fault ends, in seconds: ticks are
@@ -354,14 +355,24 @@ pub struct FaultFigures {
 }
 
 impl FaultFigures {
-    /// A fault figure by its criteria name, as (value, is a latency).
-    pub fn get(&self, name: &str) -> Option<(f64, bool)> {
+    /// A fault figure by its criteria name; `scheduled` is what 100% of a
+    /// count means.
+    pub fn figure(&self, name: &str, scheduled: Option<f64>) -> Option<Figure> {
+        let count = |n: u64| Figure {
+            value: n as f64,
+            kind: Kind::Count,
+            base: scheduled,
+        };
         Some(match name {
-            "recovery_time" => (self.recovery_ms, true),
-            "faults_unrecovered" => (self.unrecovered as f64, false),
-            "fault_publish_failed" => (self.publish_failed as f64, false),
-            "fault_indeterminate" => (self.indeterminate as f64, false),
-            "consumer_stuck" => (self.consumer_stuck as f64, false),
+            "recovery_time" => Figure {
+                value: self.recovery_ms,
+                kind: Kind::Latency,
+                base: None,
+            },
+            "faults_unrecovered" => count(self.unrecovered),
+            "fault_publish_failed" => count(self.publish_failed),
+            "fault_indeterminate" => count(self.indeterminate),
+            "consumer_stuck" => count(self.consumer_stuck),
             _ => return None,
         })
     }

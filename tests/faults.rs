@@ -26,6 +26,21 @@ fn shortened(file: &str, run_id: &str, shorten: impl FnOnce(&mut Scenario)) -> R
     }
 }
 
+/// A scenario written in the test, on its own embedded target.
+fn inline(text: &str, name: &str, run_id: &str, seed: u64) -> RunConfig {
+    let file = format!("{name}.toml");
+    let scenario = scenario::parse(text, Path::new(&file)).unwrap_or_else(|e| panic!("{e}"));
+    RunConfig {
+        scenario,
+        name: name.into(),
+        file: file.into(),
+        run_id: run_id.into(),
+        seed,
+        progress: progress::Mode::Quiet,
+        metrics: Default::default(),
+    }
+}
+
 /// The chaos scenario, shortened: kill -9 of a file-storage server mid-run,
 /// restart on the same store and port. Nothing acknowledged is lost, the
 /// clients reconnect, and the fault is in the report.
@@ -97,17 +112,7 @@ checks = ["lost == 0"]
 /// event unconsumed; the report must call exactly those lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_memory_storage_server_loses_exactly_what_it_held() {
-    let scenario =
-        scenario::parse(MEMORY_CRASH, Path::new("memcrash.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let config = RunConfig {
-        scenario,
-        name: "memcrash".into(),
-        file: "memcrash.toml".into(),
-        run_id: "mem".into(),
-        seed: 9,
-        progress: progress::Mode::Quiet,
-        metrics: Default::default(),
-    };
+    let config = inline(MEMORY_CRASH, "memcrash", "mem", 9);
     let report = run::run(config, Signals::default())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -235,17 +240,7 @@ checks = ["lost == 0", "pending == 0"]
 /// each recovers, the stall shows in end-to-end latency, nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_stall_and_slowness_are_survived_and_seen() {
-    let scenario =
-        scenario::parse(MIXED, Path::new("mixed.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let config = RunConfig {
-        scenario,
-        name: "mixed".into(),
-        file: "mixed.toml".into(),
-        run_id: "mixed".into(),
-        seed: 6,
-        progress: progress::Mode::Quiet,
-        metrics: Default::default(),
-    };
+    let config = inline(MIXED, "mixed", "mixed", 6);
     let report = run::run(config, Signals::default())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -389,17 +384,7 @@ checks = ["lost == 0", "pending == 0"]
 /// it should, the clients reconnect, and nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_bandwidth_and_resets_are_seen_and_survived() {
-    let scenario =
-        scenario::parse(NETWORK, Path::new("network.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let config = RunConfig {
-        scenario,
-        name: "network".into(),
-        file: "network.toml".into(),
-        run_id: "network".into(),
-        seed: 8,
-        progress: progress::Mode::Quiet,
-        metrics: Default::default(),
-    };
+    let config = inline(NETWORK, "network", "network", 8);
     let report = run::run(config, Signals::default())
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -153,13 +153,8 @@ impl Figures for Report {
                 base: scheduled,
             });
         }
-        if let Some((value, latency)) = self.fault_figures.get(name) {
-            let (kind, base) = if latency {
-                (Kind::Latency, None)
-            } else {
-                (Kind::Count, scheduled)
-            };
-            return Some(Figure { value, kind, base });
+        if let Some(figure) = self.fault_figures.figure(name, scheduled) {
+            return Some(figure);
         }
         let (value, kind, base) = match name {
             "success_rate" => (self.success_rate, Kind::Ratio, None),

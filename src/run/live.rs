@@ -67,13 +67,8 @@ impl Figures for LiveFigures<'_> {
                 base: scheduled,
             });
         }
-        if let Some((value, latency)) = self.faults.get(name) {
-            let (kind, base) = if latency {
-                (Kind::Latency, None)
-            } else {
-                (Kind::Count, scheduled)
-            };
-            return Some(Figure { value, kind, base });
+        if let Some(figure) = self.faults.figure(name, scheduled) {
+            return Some(figure);
         }
         let (value, kind, base) = match name {
             "success_rate" => (self.success_rate(), Kind::Ratio, None),
