@@ -102,8 +102,10 @@ pub struct Stats {
     histograms: [Mutex<Histogram<u64>>; 5],
     exported: Option<[metrics::Histogram; 5]>,
     /// End-to-end latencies since the last [`Stats::take_recent_end_to_end`],
-    /// for judging recovery over a trailing window.
-    recent_end_to_end: Mutex<Histogram<u64>>,
+    /// for judging recovery after faults over a trailing window; kept only
+    /// when asked for ([`Stats::keeping_recent`]), to spare the consumer a
+    /// second lock per delivery otherwise.
+    recent_end_to_end: Option<Mutex<Histogram<u64>>>,
 }
 
 impl Default for Stats {
@@ -111,7 +113,7 @@ impl Default for Stats {
         Stats {
             histograms: std::array::from_fn(|_| Mutex::new(new_histogram())),
             exported: None,
-            recent_end_to_end: Mutex::new(new_histogram()),
+            recent_end_to_end: None,
         }
     }
 }
@@ -143,8 +145,8 @@ impl Stats {
     pub fn record(&self, which: Latency, value: Duration) {
         let us = (value.as_micros() as u64).clamp(1, 3_600_000_000);
         self.slot(which).saturating_record(us);
-        if which == Latency::EndToEnd {
-            self.recent_end_to_end
+        if let (Latency::EndToEnd, Some(recent)) = (which, &self.recent_end_to_end) {
+            recent
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner())
                 .saturating_record(us);
@@ -162,13 +164,23 @@ impl Stats {
         Summary::of(&self.slot(which))
     }
 
-    /// The end-to-end latencies recorded since the last call, and a fresh start.
+    /// These stats, also keeping the end-to-end latencies since each
+    /// [`Stats::take_recent_end_to_end`].
+    pub fn keeping_recent(mut self) -> Stats {
+        self.recent_end_to_end = Some(Mutex::new(new_histogram()));
+        self
+    }
+
+    /// The end-to-end latencies recorded since the last call, and a fresh
+    /// start; always empty unless [`Stats::keeping_recent`].
     pub fn take_recent_end_to_end(&self) -> Histogram<u64> {
-        let mut recent = self
-            .recent_end_to_end
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        std::mem::replace(&mut *recent, new_histogram())
+        match &self.recent_end_to_end {
+            Some(recent) => std::mem::replace(
+                &mut *recent.lock().unwrap_or_else(|poison| poison.into_inner()),
+                new_histogram(),
+            ),
+            None => new_histogram(),
+        }
     }
 
     /// A copy of one histogram, for exporting buckets or merging.
@@ -200,12 +212,15 @@ mod tests {
 
     #[test]
     fn recent_end_to_end_latencies_start_afresh_when_taken() {
-        let stats = Stats::default();
+        let stats = Stats::default().keeping_recent();
         stats.record(Latency::EndToEnd, Duration::from_millis(3));
         stats.record(Latency::Publish, Duration::from_millis(9));
         assert_eq!(stats.take_recent_end_to_end().len(), 1);
         assert!(stats.take_recent_end_to_end().is_empty());
         assert_eq!(stats.summary(Latency::EndToEnd).count, 1);
+        let plain = Stats::default();
+        plain.record(Latency::EndToEnd, Duration::from_millis(3));
+        assert!(plain.take_recent_end_to_end().is_empty());
     }
 
     #[test]

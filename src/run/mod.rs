@@ -246,7 +246,13 @@ impl Experiment {
                 message: e.to_string(),
             })?;
         let ledger = Arc::new(Ledger::new(config.run_id.clone()));
-        let stats = Arc::new(telemetry.stats());
+        // Recovery after faults is judged on recent end-to-end latencies.
+        let stats = telemetry.stats();
+        let stats = Arc::new(if s.faults.is_empty() {
+            stats
+        } else {
+            stats.keeping_recent()
+        });
         let worker_stop = CancellationToken::new();
         let workers = Workers::new(
             consumer.clone(),
