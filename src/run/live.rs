@@ -6,10 +6,9 @@
 use std::time::{Duration, Instant};
 
 use super::Experiment;
-use crate::progress::Snapshot;
-
 use crate::criteria::{Figure, Figures, Kind};
 use crate::ledger::{Ledger, Live};
+use crate::progress::Snapshot;
 use crate::stats::{Latency, Stats};
 
 pub struct LiveFigures<'a> {
