@@ -112,14 +112,14 @@ fn start_tls_server(dir: &Path, port: u16) -> Server {
     Server(child)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_over_tls_goes_through_without_a_provider_clash() {
+/// A short run against a fresh TLS server, with `extra` scenario text.
+async fn tls_run(extra: &str, run_id: &str) -> harness::report::Report {
     let dir = tempfile::tempdir().unwrap();
     make_certificates(dir.path());
     let port = common::free_port();
     let _server = start_tls_server(dir.path(), port);
     let text = format!(
-        "[target]\nurl = \"tls://127.0.0.1:{port}\"\n[target.tls]\nca_file = \"{}\"\n[load]\nrate = 50\nduration = \"2s\"\n[criteria]\nchecks = [\"lost == 0\", \"success_rate == 100%\"]\n",
+        "[target]\nurl = \"tls://127.0.0.1:{port}\"\n[target.tls]\nca_file = \"{}\"\n[load]\nrate = 50\nduration = \"2s\"\n[criteria]\nchecks = [\"lost == 0\", \"success_rate == 100%\"]\n{extra}",
         dir.path().join("ca.pem").display()
     );
     let scenario = scenario::parse(&text, Path::new("tls.toml")).unwrap_or_else(|e| panic!("{e}"));
@@ -127,14 +127,36 @@ async fn a_run_over_tls_goes_through_without_a_provider_clash() {
         scenario,
         name: "tls".into(),
         file: "tls.toml".into(),
-        run_id: "tls".into(),
+        run_id: run_id.into(),
         seed: 1,
         progress: progress::Mode::Quiet,
         metrics: Default::default(),
     };
-    let report = run::run(config, Signals::default())
+    run::run(config, Signals::default())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_over_tls_goes_through_without_a_provider_clash() {
+    let report = tls_run("", "tls").await;
     assert_eq!(report.counts.processed, 100);
     assert!(report.passed, "{:#?}", report.criteria);
+}
+
+/// The network-fault proxy carries TLS as it is: the client still checks
+/// the server's certificate (issued for 127.0.0.1) through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_faults_act_on_a_tls_target_through_the_proxy() {
+    let latency =
+        "[[faults]]\nat = \"500ms\"\nkind = \"latency\"\ndelay = \"30ms\"\nduration = \"1s\"\n";
+    let report = tls_run(latency, "tls-proxy").await;
+    assert!(report.target.proxy.is_some(), "{:?}", report.target);
+    assert_eq!(report.counts.processed, 100);
+    assert!(report.passed, "{:#?}", report.criteria);
+    assert!(
+        report.latency["publish_attempt"].max >= 60.0,
+        "30 ms each way: {:?}",
+        report.latency["publish_attempt"]
+    );
 }
