@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// Write the JSON report here (partial reports too).
     #[arg(long, env = "HARNESS_REPORT_JSON")]
     pub report_json: Option<PathBuf>,
+    /// Write the verdict as JUnit XML here, for CI test views: a test case
+    /// per criterion, per accounting invariant, and for the run itself.
+    #[arg(long, env = "HARNESS_REPORT_JUNIT")]
+    pub report_junit: Option<PathBuf>,
     /// Run id used in event ids and labels; random if unset.
     #[arg(long, env = "HARNESS_RUN_ID")]
     pub run_id: Option<String>,
@@ -199,13 +203,17 @@ async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessErr
     };
     let (report, telemetry) = run::run_with_telemetry(config, signals.clone()).await?;
     print!("{}", summary::render(&report));
-    if let Some(path) = &args.report_json {
-        report
-            .write_json(path)
-            .map_err(|source| HarnessError::Output {
-                path: path.clone(),
-                source,
-            })?;
+    type Writer = fn(&crate::report::Report, &std::path::Path) -> std::io::Result<()>;
+    let outputs: [(&Option<PathBuf>, Writer); 2] = [
+        (&args.report_json, crate::report::Report::write_json),
+        (&args.report_junit, crate::report::Report::write_junit),
+    ];
+    for (path, write) in outputs {
+        let Some(path) = path else { continue };
+        write(&report, path).map_err(|source| HarnessError::Output {
+            path: path.clone(),
+            source,
+        })?;
         println!("  report: {}", path.display());
     }
     telemetry.linger(&signals).await;

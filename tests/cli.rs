@@ -254,6 +254,8 @@ async fn a_failing_abort_criterion_stops_the_run_and_exits_1() {
             "--report-json",
         ])
         .arg(&report)
+        .arg("--report-junit")
+        .arg(dir.path().join("junit.xml"))
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
@@ -262,6 +264,42 @@ async fn a_failing_abort_criterion_stops_the_run_and_exits_1() {
     assert_eq!(json["aborted_by"], "processed > 1000000");
     assert_eq!(json["passed"], false);
     assert!(json["counts"]["scheduled"].as_u64().unwrap() < 200);
+
+    // The JUnit file, read by a real XML parser: one case per criterion,
+    // per invariant and two for the run; the abort criterion fails, and so
+    // does the run, which it stopped.
+    let junit = junit_cases(&dir.path().join("junit.xml"));
+    assert_eq!(junit["tests"], 1 + 4 + 2, "{junit}");
+    assert_eq!(junit["failures"], 2, "{junit}");
+    assert_eq!(junit["failed"][0][0], "processed > 1000000", "{junit}");
+    assert_eq!(junit["failed"][1][0], "the run completed", "{junit}");
+    assert!(
+        junit["failed"][1][1]
+            .as_str()
+            .unwrap()
+            .contains("aborted by `processed > 1000000`"),
+        "{junit}"
+    );
+}
+
+/// A JUnit file as Python's XML parser reads it: the suite's counts and the
+/// failed cases with their messages.
+fn junit_cases(path: &Path) -> serde_json::Value {
+    let script = r#"
+import json, sys, xml.etree.ElementTree as ET
+suite = ET.parse(sys.argv[1]).getroot().find("testsuite")
+cases = suite.findall("testcase")
+failed = [[c.get("name"), c.find("failure").get("message")] for c in cases if c.find("failure") is not None]
+assert int(suite.get("tests")) == len(cases)
+print(json.dumps({"tests": len(cases), "failures": int(suite.get("failures")), "failed": failed}))
+"#;
+    let output = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .expect("python3 reads the JUnit file");
+    assert!(output.status.success(), "{}", text(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 /// After the run: the final values reach a real Pushgateway, and /metrics

@@ -1,7 +1,9 @@
 //! The report: everything a run found, as data. Rendered for people on the
-//! terminal ([`summary`]) and for machines as JSON (`--report-json`), whose
-//! fields are part of the stable contract (DESIGN.md).
+//! terminal ([`summary`]), for machines as JSON (`--report-json`), whose
+//! fields are part of the stable contract (DESIGN.md), and for CI test
+//! views as JUnit XML (`--report-junit`, [`junit`]).
 
+pub mod junit;
 pub mod summary;
 
 use std::collections::BTreeMap;
@@ -104,14 +106,13 @@ pub struct ConsumerState {
 
 impl Report {
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        // Write then rename, so a reader never sees half a report.
-        let partial = path.with_extension("json.partial");
-        std::fs::write(&partial, text + "\n")?;
-        std::fs::rename(&partial, path)
+        write_whole(path, &(text + "\n"))
+    }
+
+    /// The report as JUnit XML (see [`junit`]).
+    pub fn write_junit(&self, path: &Path) -> std::io::Result<()> {
+        write_whole(path, &junit::render(self))
     }
 
     /// Counts by their criteria names.
@@ -172,6 +173,17 @@ impl Figures for Report {
         };
         Some(Figure { value, kind, base })
     }
+}
+
+/// Writes then renames, so a reader never sees half a report.
+fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    std::fs::write(&partial, text)?;
+    std::fs::rename(&partial, path)
 }
 
 impl Report {
