@@ -201,8 +201,12 @@ impl RunMetrics {
         self.handle.render()
     }
 
-    /// Copies the ledger's live counters into their Prometheus counters.
+    /// Copies the ledger's live counters into their Prometheus counters,
+    /// and folds the latency samples recorded since into their buckets:
+    /// the exporter keeps every raw sample until then, so without this a
+    /// run that nobody scrapes would hold each one for its whole length.
     pub fn mirror(&self, ledger: &Ledger) {
+        self.handle.run_upkeep();
         let live = &ledger.live;
         let pairs: [(&'static str, &std::sync::atomic::AtomicU64); 14] = [
             ("harness_events_scheduled_total", &live.scheduled),
