@@ -56,8 +56,9 @@ pub struct Tick {
     /// Events the rate profile intended by now, cumulative.
     pub expected: f64,
     pub counters: Counters,
-    /// End-to-end latencies (µs) of the first deliveries since the last tick.
-    pub end_to_end: Histogram<u64>,
+    /// End-to-end latencies (µs) of the first deliveries since the last
+    /// tick; None in a run without faults, which has no recovery to judge.
+    pub end_to_end: Option<Histogram<u64>>,
     /// Deliveries the consumer has received, cumulative.
     pub deliveries: u64,
     /// Handlers running right now.
@@ -100,6 +101,12 @@ struct FaultTrack {
     /// A later fault started while this one was recovered: its recovery
     /// stands, whatever the later fault does.
     settled: bool,
+}
+
+impl FaultTrack {
+    fn under_way(&self) -> bool {
+        self.started.is_some() && self.ended.is_none()
+    }
 }
 
 /// A past tick, for the trailing window.
@@ -157,25 +164,22 @@ impl Tracker {
     /// The indexes of the faults under way.
     pub fn active(&self) -> Vec<usize> {
         (0..self.faults.len())
-            .filter(|&i| self.faults[i].started.is_some() && self.faults[i].ended.is_none())
+            .filter(|&i| self.faults[i].under_way())
             .collect()
-    }
-
-    fn any_active(&self) -> bool {
-        self.faults
-            .iter()
-            .any(|f| f.started.is_some() && f.ended.is_none())
     }
 
     pub fn tick(&mut self, tick: Tick) {
         self.last = tick.counters;
         self.watch_consumer(&tick);
+        let Some(end_to_end) = tick.end_to_end else {
+            return;
+        };
         let window = self.bounds.window.as_secs_f64();
         self.window.push_back(Past {
             at: tick.at,
             expected: tick.expected,
             published: tick.counters.published,
-            end_to_end: tick.end_to_end,
+            end_to_end,
         });
         // Keep one tick at or before the window's start, as its base.
         while self.window.len() > 2 && self.window[1].at <= tick.at - window {
@@ -237,7 +241,7 @@ impl Tracker {
         let waiting = tick
             .server
             .is_some_and(|s| s.num_pending > 0 && !s.at_ack_limit);
-        let excused = self.any_active() || tick.busy > 0 || !waiting;
+        let excused = self.faults.iter().any(FaultTrack::under_way) || tick.busy > 0 || !waiting;
         if excused || tick.deliveries != self.last_deliveries {
             self.progress_at = tick.at;
             self.last_deliveries = tick.deliveries;
@@ -318,15 +322,11 @@ impl Tracker {
             figures.indeterminate += cost.indeterminate;
             let secs = match (track.recovered_after, track.ended) {
                 (Some(secs), _) => secs,
-                (None, Some(_)) if finished => {
+                (None, _) if finished => {
                     figures.unrecovered += 1;
                     f64::INFINITY
                 }
                 (None, Some(end)) => (at - end).max(0.0),
-                (None, None) if finished => {
-                    figures.unrecovered += 1;
-                    f64::INFINITY
-                }
                 (None, None) => 0.0,
             };
             figures.recovery_ms = figures.recovery_ms.max(secs * 1000.0);

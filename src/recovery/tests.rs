@@ -48,7 +48,7 @@ impl Sim {
             at: self.at,
             expected: self.at * 8.0,
             counters: self.counters,
-            end_to_end: h,
+            end_to_end: Some(h),
             deliveries: self.deliveries,
             busy,
             server,

@@ -30,10 +30,10 @@ impl Experiment {
         // Every event resolved is not quite the end: second stored copies of
         // events (retries past the duplicate window) are no unresolved
         // events, yet they must be delivered to be counted, so the consumer
-        // must also have nothing left on the server.
-        // Unknown until the first look: look at least once.
-        let mut backlog = Some(u64::MAX);
-        while !(self.settled() && backlog.unwrap_or(0) == 0) && Instant::now() < deadline {
+        // must also have nothing left on the server. Not known before the
+        // first look; a server that does not answer holds nothing back.
+        let mut server_empty = false;
+        while !(self.settled() && server_empty) && Instant::now() < deadline {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                 _ = self.signals.hard_stop.cancelled() => break,
@@ -45,7 +45,7 @@ impl Experiment {
             let mut snapshot = self.snapshot("drain", &mut rate).await;
             snapshot.elapsed = load_time;
             progress.update(&snapshot);
-            backlog = snapshot.backlog;
+            server_empty = snapshot.backlog.unwrap_or(0) == 0;
             // Unresolved events the consumer can no longer receive (gone from
             // the stream) would hold the drain to its timeout: once nothing
             // is publishing and the consumer has had nothing pending for a

@@ -226,14 +226,6 @@ impl Proxy {
             }
         }
     }
-
-    /// Every condition back to a clean network.
-    pub fn heal(&self) {
-        self.set_latency(Direction::Both, None);
-        self.set_bandwidth(Direction::Both, None);
-        self.set_blackhole(Direction::Both, false);
-        self.reset_all(false);
-    }
 }
 
 /// `nats://user:pw@host:port` into (`nats://user:pw@`, host, port).
