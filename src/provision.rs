@@ -67,7 +67,8 @@ fn storage(storage: Storage) -> StorageType {
     }
 }
 
-/// The dead-letter stream: captures the dead-letter subject, kept by limits.
+/// The dead-letter stream: captures the dead-letter subject, kept by limits
+/// and never trimmed (dead letters are what a user looks at afterwards).
 pub fn dead_letter_config(s: &Scenario) -> stream::Config {
     stream::Config {
         name: s.consumer.dead_letter_stream.clone(),
@@ -75,7 +76,22 @@ pub fn dead_letter_config(s: &Scenario) -> stream::Config {
         storage: storage(s.stream.storage),
         num_replicas: s.stream.replicas,
         duplicate_window: s.stream.duplicate_window,
+        max_messages: NO_LIMIT,
+        max_bytes: NO_LIMIT,
         ..Default::default()
+    }
+}
+
+/// JetStream's "no limit". The server stores 0 as -1, so a config that
+/// says 0 never matches what it reads back.
+const NO_LIMIT: i64 = -1;
+
+/// A limit as the server keeps it: 0 and every negative value mean no limit.
+fn limit(value: i64) -> i64 {
+    if value <= 0 {
+        NO_LIMIT
+    } else {
+        value
     }
 }
 
@@ -119,9 +135,17 @@ fn stream_differences(have: &stream::Config, want: &stream::Config) -> Vec<Strin
         .check("storage", have.storage, want.storage)
         .check("retention", have.retention, want.retention)
         .check("max_age", have.max_age, want.max_age)
-        .check("max_messages", have.max_messages, want.max_messages)
-        .check("max_bytes", have.max_bytes, want.max_bytes)
-        .check("replicas", have.num_replicas, want.num_replicas)
+        .check(
+            "max_messages",
+            limit(have.max_messages),
+            limit(want.max_messages),
+        )
+        .check("max_bytes", limit(have.max_bytes), limit(want.max_bytes))
+        .check(
+            "replicas",
+            have.num_replicas.max(1),
+            want.num_replicas.max(1),
+        )
         .check(
             "duplicate_window",
             have.duplicate_window,
@@ -246,6 +270,33 @@ pub async fn provision(js: &Context, s: &Scenario) -> Result<Provisioned, Provis
         dead_letter,
         consumer,
     })
+}
+
+/// How long ago a message of run `run_id` was stored as the last one on
+/// `subject`, if it was within the stream's duplicate window: a run that
+/// reused that id now would see its events dropped as duplicates of the
+/// earlier run's.
+pub async fn run_id_in_use(
+    stream: &stream::Stream,
+    subject: &str,
+    run_id: &str,
+    duplicate_window: Duration,
+) -> Result<Option<Duration>, String> {
+    let last = match stream.get_last_raw_message_by_subject(subject).await {
+        Ok(message) => message,
+        Err(e) if missing(&e) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let ours = crate::event::event_id(Some(&last.headers))
+        .and_then(|id| id.strip_prefix(run_id)?.strip_prefix('-'))
+        .is_some_and(|seq| !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()));
+    if !ours {
+        return Ok(None);
+    }
+    let stored_nanos = last.time.unix_timestamp_nanos();
+    let now_nanos = crate::event::unix_nanos(std::time::SystemTime::now()) as i128;
+    let age = Duration::from_nanos(u64::try_from(now_nanos - stored_nanos).unwrap_or(0));
+    Ok((age < duplicate_window).then_some(age))
 }
 
 /// Of the given (event, stream sequence, event id) triples, the events whose
