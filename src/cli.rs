@@ -2,7 +2,7 @@
 //! the environment variables that stand in for them in CI.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -115,7 +115,18 @@ fn parse_metrics_addr(text: &str) -> Result<MetricsAddr, String> {
 /// Runs the parsed command line and returns the process exit code.
 pub async fn execute(cli: Cli, signals: Signals) -> i32 {
     match cli.command {
-        Command::Validate { files } => validate(&files),
+        Command::Validate { files } => {
+            // Reading a file can block (a FIFO, a stuck network mount): on
+            // its own thread, so a Ctrl+C still ends the command.
+            let checked = tokio::task::spawn_blocking(move || validate(&files));
+            tokio::select! {
+                code = checked => code.unwrap_or(exit::INFRASTRUCTURE),
+                _ = signals.interrupt.cancelled() => {
+                    eprintln!("interrupted");
+                    exit::INTERRUPTED
+                }
+            }
+        }
         Command::Run(args) => match run_scenario(*args, signals).await {
             Ok(code) => code,
             Err(e) => {
@@ -180,9 +191,30 @@ fn run_id(given: Option<&str>) -> Result<String, HarnessError> {
     }
 }
 
+/// Every output path, checked before the run so that a typo costs seconds,
+/// not a whole run (exit 2).
+fn check_outputs(args: &RunArgs) -> Result<(), HarnessError> {
+    let outputs = [
+        ("--report-json", &args.report_json),
+        ("--report-junit", &args.report_junit),
+        ("--metrics-out", &args.metrics_out),
+    ];
+    for (flag, path) in outputs {
+        let Some(path) = path else { continue };
+        crate::report::output::check_writable(path).map_err(|e| {
+            HarnessError::Usage(format!(
+                "{flag} {}: cannot write there: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessError> {
     let mut scenario = scenario::load(&args.scenario)?;
     apply_overrides(&mut scenario, &args)?;
+    check_outputs(&args)?;
     let name = scenario.name_or_stem(&args.scenario);
     let run_id = run_id(args.run_id.as_deref())?;
     let seed = scenario.load.seed.unwrap_or_else(rand::random);
@@ -203,18 +235,19 @@ async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessErr
     };
     let (report, telemetry) = run::run_with_telemetry(config, signals.clone()).await?;
     print!("{}", summary::render(&report));
-    type Writer = fn(&crate::report::Report, &std::path::Path) -> std::io::Result<()>;
+    // Each report is written even if another cannot be; the exit code stays
+    // the verdict's, and each failure is said on stderr.
+    type Writer = fn(&crate::report::Report, &Path) -> std::io::Result<()>;
     let outputs: [(&Option<PathBuf>, Writer); 2] = [
         (&args.report_json, crate::report::Report::write_json),
         (&args.report_junit, crate::report::Report::write_junit),
     ];
     for (path, write) in outputs {
         let Some(path) = path else { continue };
-        write(&report, path).map_err(|source| HarnessError::Output {
-            path: path.clone(),
-            source,
-        })?;
-        println!("  report: {}", path.display());
+        match write(&report, path) {
+            Ok(()) => println!("  report: {}", path.display()),
+            Err(e) => eprintln!("error: cannot write {}: {e}", path.display()),
+        }
     }
     telemetry.linger(&signals).await;
     Ok(report.exit_code())

@@ -29,11 +29,10 @@ pub enum HarnessError {
     Target(#[from] TargetError),
     #[error(transparent)]
     Provision(#[from] ProvisionError),
-    #[error("cannot write {path}: {source}")]
-    Output {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    /// Ctrl+C, SIGTERM or SIGHUP before the load began: nothing ran, so
+    /// there is no report.
+    #[error("interrupted {0}; nothing was run, so there is no report")]
+    Interrupted(&'static str),
 }
 
 impl HarnessError {
@@ -41,7 +40,7 @@ impl HarnessError {
         match self {
             HarnessError::Scenario(_) | HarnessError::Usage(_) => exit::USAGE,
             HarnessError::Target(_) | HarnessError::Provision(_) => exit::INFRASTRUCTURE,
-            HarnessError::Output { .. } => exit::INFRASTRUCTURE,
+            HarnessError::Interrupted(_) => exit::INTERRUPTED,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! views as JUnit XML (`--report-junit`, [`junit`]).
 
 pub mod junit;
+pub mod output;
 pub mod summary;
 
 use std::collections::BTreeMap;
@@ -107,12 +108,12 @@ pub struct ConsumerState {
 impl Report {
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        write_whole(path, &(text + "\n"))
+        output::write_atomically(path, (text + "\n").as_bytes())
     }
 
     /// The report as JUnit XML (see [`junit`]).
     pub fn write_junit(&self, path: &Path) -> std::io::Result<()> {
-        write_whole(path, &junit::render(self))
+        output::write_atomically(path, junit::render(self).as_bytes())
     }
 
     /// Counts by their criteria names.
@@ -173,17 +174,6 @@ impl Figures for Report {
         };
         Some(Figure { value, kind, base })
     }
-}
-
-/// Writes then renames, so a reader never sees half a report.
-fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    std::fs::write(&partial, text)?;
-    std::fs::rename(&partial, path)
 }
 
 impl Report {

@@ -207,7 +207,7 @@ impl Telemetry {
         let mut problems = Vec::new();
         let text = self.metrics.render();
         if let Some(path) = &self.options.out {
-            if let Err(e) = std::fs::write(path, &text) {
+            if let Err(e) = crate::report::output::write_atomically(path, text.as_bytes()) {
                 problems.push(format!("cannot write metrics to {}: {e}", path.display()));
             }
         }
