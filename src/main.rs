@@ -40,22 +40,32 @@ fn init_logging(format: LogFormat, level: &str) {
     }
 }
 
-/// First Ctrl+C or SIGTERM: stop the schedule, drain briefly, report.
-/// Second: cut the drain short; the report is still written.
+/// First Ctrl+C, SIGTERM or SIGHUP: stop the schedule, drain briefly,
+/// report. Second: cut the drain short; the report is still written.
+/// Third: exit at once (130), whatever the harness is waiting for.
 async fn watch_signals(signals: Signals) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
+    let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::warn!("cannot install signal handlers");
         return;
     };
-    for token in [&signals.interrupt, &signals.hard_stop] {
+    let mut next = [&signals.interrupt, &signals.hard_stop].into_iter();
+    loop {
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
+            _ = hangup.recv() => {}
         }
-        token.cancel();
+        match next.next() {
+            Some(token) => token.cancel(),
+            None => {
+                eprintln!("interrupted a third time: exiting at once");
+                std::process::exit(harness::error::exit::INTERRUPTED);
+            }
+        }
     }
 }

@@ -9,10 +9,11 @@ use crate::report::ConsumerState;
 
 impl Experiment {
     /// Waits for publishes to finish and the consumer to resolve every
-    /// published event, up to the drain timeout.
+    /// published event, up to the drain timeout. A Ctrl+C or SIGTERM during
+    /// the drain shortens it and marks the run interrupted.
     pub(super) async fn drain(
         &self,
-        ending: &Ending,
+        ending: &mut Ending,
         progress: &mut Progress,
         load_time: Duration,
     ) {
@@ -24,7 +25,6 @@ impl Experiment {
             } else {
                 drain.timeout
             };
-        let mut interrupted = ending.interrupted;
         let mut rate = RateMeter::default();
         let mut idle_since: Option<Instant> = None;
         // Every event resolved is not quite the end: second stored copies of
@@ -36,9 +36,13 @@ impl Experiment {
         while !(self.settled() && server_empty) && Instant::now() < deadline {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = self.signals.hard_stop.cancelled() => break,
-                _ = self.signals.interrupt.cancelled(), if !interrupted => {
-                    interrupted = true;
+                _ = self.signals.hard_stop.cancelled() => {
+                    ending.interrupted = true;
+                    break;
+                }
+                _ = self.signals.interrupt.cancelled(), if !ending.interrupted => {
+                    tracing::warn!("interrupted during the drain: draining briefly, then writing the report");
+                    ending.interrupted = true;
                     deadline = deadline.min(Instant::now() + drain.interrupt_timeout);
                 }
             }

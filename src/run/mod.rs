@@ -98,7 +98,7 @@ struct Experiment {
     /// The consumer's crash, stall and slow switches, for the fault timeline.
     consumer_control: Arc<crate::consumer::control::Control>,
     /// The embedded nodes, for the fault timeline.
-    cluster: Option<Arc<tokio::sync::Mutex<EmbeddedCluster>>>,
+    cluster: Option<SharedCluster>,
     /// The proxy network faults act on, if the scenario has any.
     proxy: Option<Arc<Proxy>>,
     /// Every criterion, checks and abort_on, for the live metrics.
@@ -125,6 +125,33 @@ pub async fn run_with_telemetry(
     config: RunConfig,
     signals: Signals,
 ) -> Result<(Report, Telemetry), HarnessError> {
+    // Until the load begins, a signal ends the run at once: starting or
+    // reaching a server can hang for as long as its timeouts allow.
+    let interrupt = signals.interrupt.clone();
+    let experiment = tokio::select! {
+        experiment = prepare(config, signals) => experiment?,
+        _ = interrupt.cancelled() => {
+            return Err(HarnessError::Interrupted("while setting up the run"));
+        }
+    };
+    let (experiment, cluster) = experiment;
+    let finished = experiment.execute().await;
+    // The fault timeline has ended, so this is the last handle; were it not,
+    // the cluster's Drop still stops every node.
+    if let Some(cluster) = cluster.and_then(|c| Arc::try_unwrap(c).ok()) {
+        cluster.into_inner().shutdown().await;
+    }
+    Ok(finished)
+}
+
+type SharedCluster = Arc<tokio::sync::Mutex<EmbeddedCluster>>;
+
+/// Everything before the load: metrics, the target, the proxy, clients,
+/// provisioning. Dropped halfway (a signal), it stops what it started.
+async fn prepare(
+    config: RunConfig,
+    signals: Signals,
+) -> Result<(Experiment, Option<SharedCluster>), HarnessError> {
     let telemetry = Telemetry::start(
         &config.name,
         &config.run_id,
@@ -174,13 +201,7 @@ pub async fn run_with_telemetry(
     let mut experiment = Experiment::set_up(config, signals, &endpoints, target, telemetry).await?;
     experiment.cluster = cluster.clone();
     experiment.proxy = proxy;
-    let finished = experiment.execute().await;
-    // The fault timeline has ended, so this is the last handle; were it not,
-    // the cluster's Drop still stops every node.
-    if let Some(cluster) = cluster.and_then(|c| Arc::try_unwrap(c).ok()) {
-        cluster.into_inner().shutdown().await;
-    }
-    Ok(finished)
+    Ok((experiment, cluster))
 }
 
 /// Where the clients connect.
@@ -237,6 +258,7 @@ impl Experiment {
             .max_ack_inflight(s.load.max_in_flight + 64)
             .build(publisher_client.clone());
         let provisioned = provision::provision(&js_publish, s).await?;
+        refuse_reused_run_id(&provisioned, s, &config.run_id).await?;
         let js_consume = jetstream::new(consumer_client.clone());
         let consumer: PullConsumer = js_consume
             .get_consumer_from_stream(&s.consumer.durable, &s.stream.name)
@@ -372,7 +394,7 @@ impl Experiment {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = tokio::time::timeout(Duration::from_secs(2), client.drain()).await;
         }
-        self.drain(&ending, &mut progress, load_time).await;
+        self.drain(&mut ending, &mut progress, load_time).await;
         ending.drained_at = self.start.instant.elapsed();
         // A last look, for deliveries since the last tick.
         self.track(ending.drained_at, None);
@@ -452,6 +474,32 @@ impl Experiment {
             let _ = schedule_task.await;
         }
         ending
+    }
+}
+
+/// A run id used within the stream's duplicate window would have every
+/// event dropped as a duplicate of the earlier run's: refuse it (exit 2).
+async fn refuse_reused_run_id(
+    provisioned: &Provisioned,
+    s: &Scenario,
+    run_id: &str,
+) -> Result<(), HarnessError> {
+    let window = s.stream.duplicate_window;
+    match provision::run_id_in_use(&provisioned.stream, &s.load.subject, run_id, window).await {
+        Ok(None) => Ok(()),
+        Ok(Some(age)) => Err(HarnessError::Usage(format!(
+            "run id `{run_id}` was used on stream `{}` {} ago, within its duplicate window of {}: \
+             the stream would drop this run's events as duplicates of that run's; \
+             give another --run-id (or none, for a random one), or wait {}",
+            s.stream.name,
+            humantime::format_duration(Duration::from_secs(age.as_secs())),
+            humantime::format_duration(window),
+            humantime::format_duration(Duration::from_secs((window - age).as_secs() + 1)),
+        ))),
+        Err(message) => {
+            tracing::warn!(%message, "cannot tell whether the run id was used before");
+            Ok(())
+        }
     }
 }
 

@@ -21,6 +21,8 @@ use tokio::time::Instant;
 
 use super::TargetError;
 
+mod scratch;
+
 const BINARY_NAME: &str = "nats-server";
 const MAX_NODES: usize = 5;
 /// Bounds startup and restart: a cluster elects its meta leader well within it.
@@ -295,9 +297,7 @@ impl EmbeddedCluster {
             binary: binary.clone(),
             message,
         };
-        let dir = tempfile::Builder::new()
-            .prefix("harness-nats-")
-            .tempdir()
+        let dir = scratch::create()
             .map_err(|e| setup(format!("cannot create a temporary folder: {e}")))?;
         let ports =
             reserve_ports(nodes).map_err(|e| setup(format!("cannot reserve ports: {e}")))?;
@@ -522,7 +522,8 @@ impl EmbeddedCluster {
         let log = (File::options().create(true).append(true))
             .open(slot.log_path())
             .map_err(start_error)?;
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .arg("--config")
             .arg(slot.config_path())
             .stdin(Stdio::null())
@@ -530,9 +531,27 @@ impl EmbeddedCluster {
             .stderr(log)
             // Its own process group: a Ctrl-C in the terminal reaches the
             // harness only, which then shuts its servers down in order.
-            .process_group(0)
-            .spawn()
-            .map_err(start_error)?;
+            .process_group(0);
+        // If the harness dies without cleaning up (SIGKILL), the kernel kills
+        // the server too. The signal follows the thread that spawned it;
+        // spawns run on the runtime's worker threads, which live as long as
+        // the run.
+        // SAFETY: prctl and getppid are async-signal-safe and nothing here
+        // allocates, so the closure is sound between fork and exec.
+        let parent = std::process::id();
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The parent may have died before prctl took effect.
+                if libc::getppid() as u32 != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(start_error)?;
         slot.child = Some(child);
         slot.paused.store(false, Ordering::Relaxed);
         Ok(())

@@ -6,6 +6,8 @@
 
 use harness::target::embedded::EmbeddedCluster;
 
+pub mod cli;
+
 pub struct NatsServer {
     cluster: EmbeddedCluster,
 }
