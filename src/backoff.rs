@@ -11,7 +11,7 @@ use crate::scenario::Backoff;
 pub fn base_delay(backoff: &Backoff, retry: u32) -> Duration {
     let exponent = retry.saturating_sub(1).min(64) as i32;
     let secs = backoff.initial.as_secs_f64() * backoff.multiplier.powi(exponent);
-    Duration::from_secs_f64(secs.min(backoff.max.as_secs_f64()))
+    crate::clock::secs(secs.min(backoff.max.as_secs_f64()))
 }
 
 /// The delay with jitter: drawn uniformly from base · [1 - jitter, 1 + jitter],
@@ -23,7 +23,7 @@ pub fn delay(backoff: &Backoff, retry: u32, rng: &mut impl Rng) -> Duration {
     } else {
         1.0
     };
-    Duration::from_secs_f64((base * factor).max(0.0))
+    crate::clock::secs(base * factor)
 }
 
 #[cfg(test)]

@@ -141,7 +141,10 @@ fn validate(files: &[PathBuf]) -> i32 {
     let mut code = exit::PASSED;
     for file in files {
         match scenario::load(file) {
-            Ok(_) => println!("{}: ok", file.display()),
+            Ok(s) => {
+                let rehearsal = crate::rehearsal::rehearse(&s, s.load.seed.unwrap_or(0));
+                println!("{}: ok: {rehearsal}", file.display());
+            }
             Err(e) => {
                 eprintln!("{e}");
                 code = exit::USAGE;

@@ -147,7 +147,7 @@ async fn apply(
     stop: CancellationToken,
     watch: impl Fn(bool),
 ) -> Option<Applied> {
-    if !sleep_until(start + fault.at, &stop).await {
+    if !sleep_until(crate::clock::after(start, fault.at), &stop).await {
         return None;
     }
     let mut fault = fault;
@@ -184,7 +184,7 @@ async fn apply(
     }
     watch(true);
     // Recover at the end of the fault, or at once if the run is stopping.
-    let _ = sleep_until(Instant::now() + fault.duration, &stop).await;
+    let _ = sleep_until(crate::clock::after(Instant::now(), fault.duration), &stop).await;
     let recovered = recover(&fault, &targets).await;
     watch(false);
     match recovered {

@@ -35,6 +35,11 @@ fn payload(kind: GarbageKind, max_payload: usize, rng: &mut StdRng) -> Bytes {
     }
 }
 
+/// The time between two garbage messages; never zero, which a timer refuses.
+pub fn period(rate: f64) -> Duration {
+    crate::clock::secs(1.0 / rate).max(Duration::from_micros(1))
+}
+
 /// Publishes garbage at `garbage.rate` until `stop`, counting in `sent`
 /// the messages the stream acknowledged.
 pub async fn throw(
@@ -48,7 +53,7 @@ pub async fn throw(
     let js = async_nats::jetstream::new(client.clone());
     let max_payload = client.server_info().max_payload;
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6761_7262);
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / garbage.rate));
+    let mut ticker = tokio::time::interval(period(garbage.rate));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for kind in garbage.kinds.iter().cycle() {
         tokio::select! {

@@ -14,18 +14,22 @@
 //! - [`garbage`]: foreign input thrown into the load subject.
 //! - [`faults`]: the fault timeline: server, network (through a proxy) and consumer faults.
 //! - [`recovery`]: what faults cost: recovery time, failures during them, a stuck consumer.
+//! - [`rehearsal`]: a run rehearsed without NATS: every time and count its actors derive.
 //! - [`provision`]: the stream, the dead-letter stream and the durable consumer.
 //! - [`publisher`]: sends the schedule, awaits PubAcks, retries, classifies.
 //! - [`consumer`]: the consumer under test: workers, outcomes, dead letters.
 //! - [`report`]: the final report: JSON, the terminal summary.
 //! - [`metrics`]: the Prometheus registry, its catalogue of metrics and their mirroring.
+//! - [`panics`]: panics in a run's tasks, caught and named, so the run fails loudly.
 //! - [`progress`]: the live status line while a run goes on.
 //! - [`run`]: one experiment from start to verdict.
 //! - [`cli`]: command-line flags and their environment twins.
+//! - [`clock`]: duration and instant arithmetic that saturates instead of panicking.
 //! - [`error`]: the errors a user can cause, and the exit codes.
 
 pub mod backoff;
 pub mod cli;
+pub mod clock;
 pub mod consumer;
 pub mod criteria;
 pub mod error;
@@ -34,10 +38,12 @@ pub mod faults;
 pub mod garbage;
 pub mod ledger;
 pub mod metrics;
+pub mod panics;
 pub mod progress;
 pub mod provision;
 pub mod publisher;
 pub mod recovery;
+pub mod rehearsal;
 pub mod report;
 pub mod run;
 pub mod scenario;

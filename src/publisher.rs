@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::event::{self, PayloadBuilder};
 use crate::ledger::{Ledger, Live};
+use crate::panics::Panics;
 use crate::scenario::Scenario;
 use crate::schedule::Schedule;
 use crate::stats::{Latency, Stats};
@@ -50,6 +51,7 @@ struct Shared {
     publish: scenario::Publish,
     payloads: PayloadBuilder,
     stop: CancellationToken,
+    panics: Panics,
 }
 
 /// Sends the schedule and waits for what it sent.
@@ -77,6 +79,7 @@ impl Publisher {
         stats: Arc<Stats>,
         seed: u64,
         stop: CancellationToken,
+        panics: Panics,
     ) -> Publisher {
         Publisher {
             shared: Arc::new(Shared {
@@ -87,6 +90,7 @@ impl Publisher {
                 publish: scenario.publish.clone(),
                 payloads: PayloadBuilder::new(&scenario.load.payload),
                 stop,
+                panics,
             }),
             max_in_flight: scenario.load.max_in_flight,
             seed,
@@ -116,7 +120,7 @@ impl Publisher {
         let permits = Arc::new(Semaphore::new(self.max_in_flight));
         let mut rng = StdRng::seed_from_u64(self.seed);
         for (seq, offset) in schedule {
-            let due = start.instant + offset;
+            let due = crate::clock::after(start.instant, offset);
             if !wait_until(due, &schedule_stop) {
                 break;
             }
@@ -142,11 +146,12 @@ impl Publisher {
                 Instant::now().saturating_duration_since(due),
             );
             let shared = self.shared.clone();
-            let intended_wall = start.wall + offset;
+            let intended_wall = start.wall.checked_add(offset).unwrap_or(start.wall);
             let jitter_seed = rng.random();
             self.tasks.spawn_on(
                 async move {
-                    publish_one(&shared, seq, due, intended_wall, jitter_seed).await;
+                    let task = publish_one(&shared, seq, due, intended_wall, jitter_seed);
+                    shared.panics.guard("publish", task).await;
                     drop(permit);
                 },
                 &runtime,
@@ -217,7 +222,8 @@ async fn publish_one(
             }
         }
         let sent_at = Instant::now();
-        let deadline = tokio::time::Instant::from_std(sent_at + shared.publish.timeout);
+        let deadline =
+            tokio::time::Instant::from_std(crate::clock::after(sent_at, shared.publish.timeout));
         let attempt_result = tokio::select! {
             result = tokio::time::timeout_at(deadline, send(shared, message.clone())) => {
                 result.unwrap_or(Err(PublishErrorKind::TimedOut))

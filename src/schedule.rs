@@ -111,7 +111,7 @@ impl Profile {
     }
 
     pub fn duration(&self) -> Duration {
-        Duration::from_secs_f64(
+        crate::clock::secs(
             self.segments
                 .last()
                 .map_or(0.0, |s| s.start_secs + s.length_secs),
@@ -156,7 +156,7 @@ impl Profile {
             .find(|s| n < s.events_before + s.events() && s.events() > 0.0)?;
         let into = segment.time_for(n - segment.events_before);
         let t = (segment.start_secs + into).min(segment.start_secs + segment.length_secs);
-        Some(Duration::from_secs_f64(t))
+        Some(crate::clock::secs(t))
     }
 }
 

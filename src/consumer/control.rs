@@ -85,7 +85,8 @@ impl Control {
     }
 
     pub fn slowed(&self, work: Duration) -> Duration {
-        work.mul_f64(f64::from_bits(self.slow_factor.load(Ordering::SeqCst)))
+        let factor = f64::from_bits(self.slow_factor.load(Ordering::SeqCst));
+        crate::clock::secs(work.as_secs_f64() * factor)
     }
 }
 

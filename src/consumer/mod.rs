@@ -32,6 +32,7 @@ pub use dead_letter::DeadLetters;
 
 use crate::event;
 use crate::ledger::{Ledger, Live};
+use crate::panics::Panics;
 use crate::scenario::{self, PayloadKind};
 use crate::stats::{Latency, Stats};
 use control::Control;
@@ -80,11 +81,12 @@ impl Workers {
     }
 
     /// Starts the workers on `tracker`; they run until `stop` fires.
-    pub fn spawn(self: &Arc<Self>, tracker: &TaskTracker, seed: u64) {
+    pub fn spawn(self: &Arc<Self>, tracker: &TaskTracker, seed: u64, panics: &Panics) {
         for index in 0..self.config.workers {
             let workers = self.clone();
             let rng = StdRng::seed_from_u64(seed.wrapping_add(index as u64 + 1));
-            tracker.spawn(async move { workers.work(index, rng).await });
+            let task = async move { workers.work(index, rng).await };
+            tracker.spawn(panics.clone().guard_owned("consumer worker", task));
         }
     }
 

@@ -30,7 +30,7 @@ pub fn draw(consumer: &Consumer, rng: &mut impl Rng) -> (Verdict, Duration) {
     };
     let work = match verdict {
         // Long enough that the timeout, not the work, ends it.
-        Verdict::Hang => consumer.processing_timeout * 2,
+        Verdict::Hang => consumer.processing_timeout.saturating_mul(2),
         Verdict::Ok | Verdict::Error => work_time(&consumer.processing, rng),
     };
     (verdict, work)
@@ -61,7 +61,7 @@ pub fn work_time(p: &Processing, rng: &mut impl Rng) -> Duration {
             -u.ln() * mean
         }
     };
-    Duration::from_secs_f64(secs.max(0.0))
+    crate::clock::secs(secs)
 }
 
 #[cfg(test)]

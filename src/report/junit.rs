@@ -46,6 +46,11 @@ fn cases(report: &Report) -> Vec<Case> {
     });
     cases.push(Case {
         class: "run",
+        name: "no task of the harness panicked".into(),
+        failure: (!report.panics.is_empty()).then(|| report.panics.join("; ")),
+    });
+    cases.push(Case {
+        class: "run",
         name: "the consumer never got stuck".into(),
         failure: report.consumer_stuck.map(|s| {
             format!(

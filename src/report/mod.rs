@@ -55,6 +55,9 @@ pub struct Report {
     /// Garbage messages the stream acknowledged (`load.garbage`); each should
     /// show as unexpected and be dead-lettered as poison.
     pub garbage_sent: u64,
+    /// Tasks of the harness that panicked, each with its reason: the run
+    /// fails, since the work they held was never done.
+    pub panics: Vec<String>,
     /// The run was stopped by Ctrl+C or SIGTERM: the report is partial.
     pub interrupted: bool,
     /// The abort_on expression that stopped the run, if one did.

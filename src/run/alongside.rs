@@ -15,26 +15,22 @@ impl Experiment {
     pub(super) fn start_garbage(
         &self,
         stop: CancellationToken,
-    ) -> Option<tokio::task::JoinHandle<()>> {
+    ) -> Option<tokio::task::JoinHandle<Option<()>>> {
         let garbage = self.config.scenario.load.garbage.clone()?;
         let client = self.garbage_client.as_ref()?.0.clone();
         let subject = self.config.scenario.load.subject.clone();
         let sent = self.garbage_sent.clone();
-        Some(tokio::spawn(crate::garbage::throw(
-            client,
-            subject,
-            garbage,
-            self.config.seed,
-            sent,
-            stop,
-        )))
+        let task = crate::garbage::throw(client, subject, garbage, self.config.seed, sent, stop);
+        Some(tokio::spawn(
+            self.panics.clone().guard_owned("garbage", task),
+        ))
     }
 
     /// The fault timeline, from the start of the load, if there is one.
     pub(super) fn start_faults(
         &self,
         stop: CancellationToken,
-    ) -> Option<tokio::task::JoinHandle<Vec<crate::faults::Applied>>> {
+    ) -> Option<tokio::task::JoinHandle<Option<Vec<crate::faults::Applied>>>> {
         let faults = self.config.scenario.faults.clone();
         if faults.is_empty() {
             return None;
@@ -58,9 +54,10 @@ impl Experiment {
                 tracker.fault_ended(index, at);
             }
         });
-        Some(tokio::spawn(crate::faults::run_timeline(
-            faults, targets, start, stop, watcher,
-        )))
+        let task = crate::faults::run_timeline(faults, targets, start, stop, watcher);
+        Some(tokio::spawn(
+            self.panics.clone().guard_owned("fault timeline", task),
+        ))
     }
 
     pub(super) fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {

@@ -19,12 +19,14 @@ impl Experiment {
     ) {
         let drain = &self.config.scenario.drain;
         let short = ending.interrupted || ending.aborted_by.is_some();
-        let mut deadline = Instant::now()
-            + if short {
+        let mut deadline = crate::clock::after(
+            Instant::now(),
+            if short {
                 drain.interrupt_timeout
             } else {
                 drain.timeout
-            };
+            },
+        );
         let mut rate = RateMeter::default();
         let mut idle_since: Option<Instant> = None;
         // Every event resolved is not quite the end: second stored copies of
@@ -43,7 +45,7 @@ impl Experiment {
                 _ = self.signals.interrupt.cancelled(), if !ending.interrupted => {
                     tracing::warn!("interrupted during the drain: draining briefly, then writing the report");
                     ending.interrupted = true;
-                    deadline = deadline.min(Instant::now() + drain.interrupt_timeout);
+                    deadline = deadline.min(crate::clock::after(Instant::now(), drain.interrupt_timeout));
                 }
             }
             let mut snapshot = self.snapshot("drain", &mut rate).await;

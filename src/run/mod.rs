@@ -95,6 +95,8 @@ struct Experiment {
     /// The connection foreign input is thrown from, if `load.garbage` is set.
     garbage_client: Option<(Client, Arc<ConnectionState>)>,
     garbage_sent: Arc<std::sync::atomic::AtomicU64>,
+    /// Panics in the run's tasks: any one fails the run.
+    panics: crate::panics::Panics,
     /// The consumer's crash, stall and slow switches, for the fault timeline.
     consumer_control: Arc<crate::consumer::control::Control>,
     /// The embedded nodes, for the fault timeline.
@@ -268,6 +270,7 @@ impl Experiment {
                 message: e.to_string(),
             })?;
         let ledger = Arc::new(Ledger::new(config.run_id.clone()));
+        let panics = crate::panics::Panics::default();
         // Recovery after faults is judged on recent end-to-end latencies.
         let stats = telemetry.stats();
         let stats = Arc::new(if s.faults.is_empty() {
@@ -316,10 +319,11 @@ impl Experiment {
             what: "the MAX_DELIVERIES advisory subscription".into(),
             message,
         })?;
+        let watcher_panics = panics.clone();
         tracker.spawn(async move {
-            let _ = watcher.await;
+            watcher_panics.joined("advisory watcher", watcher.await);
         });
-        workers.spawn(&tracker, config.seed);
+        workers.spawn(&tracker, config.seed, &panics);
         let publish_stop = CancellationToken::new();
         let publisher = Arc::new(Publisher::new(
             js_publish,
@@ -328,6 +332,7 @@ impl Experiment {
             stats.clone(),
             config.seed,
             publish_stop.clone(),
+            panics.clone(),
         ));
         let criteria = verdict::every_criterion(&config.scenario.criteria);
         let recovery = Arc::new(std::sync::Mutex::new(Tracker::new(
@@ -358,6 +363,7 @@ impl Experiment {
             consumer_control,
             garbage_client,
             garbage_sent: Arc::default(),
+            panics,
             target,
             started_at: SystemTime::now(),
             start: Start {
@@ -402,7 +408,7 @@ impl Experiment {
         // A fault still under way recovers now, before the books close.
         fault_stop.cancel();
         let faults = match timeline {
-            Some(task) => task.await.unwrap_or_default(),
+            Some(task) => task.await.ok().flatten().unwrap_or_default(),
             None => Vec::new(),
         };
         let consumer_state = self.close().await;
@@ -447,7 +453,8 @@ impl Experiment {
         let mut rate = RateMeter::default();
         loop {
             tokio::select! {
-                _ = &mut schedule_task => {
+                joined = &mut schedule_task => {
+                    self.panics.joined("schedule", joined);
                     schedule_done = true;
                     break;
                 }
@@ -471,7 +478,7 @@ impl Experiment {
         }
         schedule_stop.cancel();
         if !schedule_done {
-            let _ = schedule_task.await;
+            self.panics.joined("schedule", schedule_task.await);
         }
         ending
     }

@@ -61,6 +61,7 @@ pub struct Facts<'a> {
     pub fault_figures: crate::recovery::FaultFigures,
     pub consumer_stuck: Option<crate::recovery::Stuck>,
     pub garbage_sent: u64,
+    pub panics: Vec<String>,
 }
 
 fn rates(facts: &Facts) -> Rates {
@@ -119,6 +120,11 @@ fn warnings(report: &Report, reconnects: u64, mut warnings: Vec<String>) -> Vec<
             "the server still counted acks pending at the end; some acks may not have arrived"
                 .into(),
         );
+    }
+    for panic in &report.panics {
+        warnings.push(format!(
+            "{panic}: the run fails, its figures are incomplete; this is a harness bug, please report it"
+        ));
     }
     if reconnects > 0 {
         warnings.push(format!("{reconnects} reconnects to NATS during the run"));
@@ -187,6 +193,7 @@ pub fn build(
         consumer_stuck: facts.consumer_stuck,
         fault_figures: facts.fault_figures,
         garbage_sent: facts.garbage_sent,
+        panics: facts.panics,
         interrupted,
         aborted_by,
         saturated,
@@ -204,6 +211,7 @@ pub fn build(
         && report.aborted_by.is_none()
         && report.counts.invariants_hold()
         && report.consumer_stuck.is_none()
+        && report.panics.is_empty()
         && report.criteria.iter().all(|c| c.passed);
     report
 }
@@ -261,6 +269,7 @@ impl Experiment {
             fault_figures,
             consumer_stuck,
             garbage_sent: self.garbage_sent.load(std::sync::atomic::Ordering::Relaxed),
+            panics: self.panics.list(),
         };
         build(
             facts,

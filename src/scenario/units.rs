@@ -35,7 +35,12 @@ impl ByteSize {
                 ))
             }
         };
-        Ok(ByteSize((number * factor as f64).round() as u64))
+        let bytes = (number * factor as f64).round();
+        // 2^64 itself is the first value that does not fit.
+        if !(bytes.is_finite() && bytes < 18_446_744_073_709_551_616.0) {
+            return Err(format!("`{text}` is too large a size"));
+        }
+        Ok(ByteSize(bytes as u64))
     }
 }
 
@@ -122,6 +127,8 @@ mod tests {
         assert_eq!(ByteSize::parse("1.5KiB").unwrap(), ByteSize(1536));
         assert!(ByteSize::parse("10 parsecs").is_err());
         assert!(ByteSize::parse("GiB").is_err());
+        assert!(ByteSize::parse("16777216TiB").is_err(), "2^64 overflows");
+        assert!(ByteSize::parse("1e400").is_err());
     }
 
     #[test]

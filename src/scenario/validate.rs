@@ -25,8 +25,11 @@ fn require(ok: bool, key: &str, message: impl FnOnce() -> String) -> Check {
     }
 }
 
-/// Every check, in file order: target, stream, load, publish, consumer, criteria.
+/// Every check: first the range of every number (so that nothing below can
+/// overflow), then in file order: target, stream, load, publish, consumer,
+/// criteria, recovery, faults.
 pub fn validate(s: &Scenario) -> Check {
+    bounds::check(s)?;
     target(s)?;
     stream(s)?;
     load(s)?;
@@ -241,6 +244,17 @@ fn stream(s: &Scenario) -> Check {
         st.max_messages == -1 || st.max_messages > 0,
         "stream.max_messages",
         || "use -1 for no limit, or a positive count".into(),
+    )?;
+    require(
+        st.max_age.is_zero() || st.duplicate_window <= st.max_age,
+        "stream.duplicate_window",
+        || {
+            format!(
+                "{} is longer than max_age {}: the server refuses a duplicate window that outlives the messages",
+                humantime::format_duration(st.duplicate_window),
+                humantime::format_duration(st.max_age)
+            )
+        },
     )
 }
 
@@ -489,5 +503,6 @@ fn criteria(s: &Scenario) -> Check {
     Ok(())
 }
 
+mod bounds;
 #[cfg(test)]
 mod tests;

@@ -395,7 +395,7 @@ async fn write_side(
         }
         if let Some(rate) = shared.now().bandwidth[way] {
             let secs = bytes.len() as f64 / rate as f64;
-            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            tokio::time::sleep(crate::clock::secs(secs)).await;
         }
     }
 }
@@ -420,7 +420,7 @@ fn jittered(delay: Duration, jitter: Duration) -> Duration {
     }
     let spread = jitter.as_secs_f64();
     let offset = rand::rng().random_range(-spread..=spread);
-    Duration::from_secs_f64((delay.as_secs_f64() + offset).max(0.0))
+    crate::clock::secs(delay.as_secs_f64() + offset)
 }
 
 #[cfg(test)]
