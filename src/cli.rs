@@ -163,11 +163,26 @@ pub fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), HarnessEr
         s.load.seed = Some(seed);
     }
     scenario::validate(s).map_err(|invalid| {
-        HarnessError::Usage(format!(
-            "after command-line overrides, `{}` is invalid: {}",
-            invalid.key, invalid.message
-        ))
+        let flag = overridden_by(&invalid.key, args);
+        HarnessError::Usage(match flag {
+            Some(flag) => format!("{flag} (`{}`): {}", invalid.key, invalid.message),
+            None => format!(
+                "after command-line overrides, `{}` is invalid: {}",
+                invalid.key, invalid.message
+            ),
+        })
     })
+}
+
+/// The flag that set `key`, if one did: the error should name what the
+/// user typed.
+fn overridden_by(key: &str, args: &RunArgs) -> Option<&'static str> {
+    match key {
+        "target.url" if args.nats_url.is_some() => Some("--nats-url"),
+        "load.rate" if args.rate.is_some() => Some("--rate"),
+        "load.duration" if args.duration.is_some() => Some("--duration"),
+        _ => None,
+    }
 }
 
 fn run_id(given: Option<&str>) -> Result<String, HarnessError> {
