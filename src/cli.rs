@@ -30,8 +30,10 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "HARNESS_LOG_FORMAT")]
     pub log_format: LogFormat,
-    /// Log filter, e.g. `info`, `warn`, `harness=debug`.
-    #[arg(long, global = true, default_value = "warn", env = "HARNESS_LOG")]
+    /// Log filter: a level (off, error, warn, info, debug, trace) or
+    /// TARGET=LEVEL, comma-separated, e.g. `info`, `warn,harness=debug`.
+    /// Passwords and tokens never show, whatever the level.
+    #[arg(long, global = true, default_value = "warn", env = "HARNESS_LOG", value_parser = crate::logging::check_filter)]
     pub log_level: String,
 }
 
@@ -198,6 +200,7 @@ fn run_id(given: Option<&str>) -> Result<String, HarnessError> {
 async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessError> {
     let mut scenario = scenario::load(&args.scenario)?;
     apply_overrides(&mut scenario, &args)?;
+    crate::logging::hide_secrets(crate::target::secrets(&scenario.target));
     let name = scenario.name_or_stem(&args.scenario);
     let run_id = run_id(args.run_id.as_deref())?;
     let seed = scenario.load.seed.unwrap_or_else(rand::random);

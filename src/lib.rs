@@ -22,6 +22,7 @@
 //! - [`progress`]: the live status line while a run goes on.
 //! - [`run`]: one experiment from start to verdict.
 //! - [`cli`]: command-line flags and their environment twins.
+//! - [`logging`]: logs on stderr, checked filter, no colour off a terminal, no secrets.
 //! - [`error`]: the errors a user can cause, and the exit codes.
 
 pub mod backoff;
@@ -33,6 +34,7 @@ pub mod event;
 pub mod faults;
 pub mod garbage;
 pub mod ledger;
+pub mod logging;
 pub mod metrics;
 pub mod progress;
 pub mod provision;

@@ -106,3 +106,96 @@ fn credentials_in_the_url_and_the_scenario_are_a_usage_error() {
     );
     assert!(!stderr.contains(PASSWORD), "{}", text(&output));
 }
+
+/// Every file and stream the run wrote, as one text.
+fn everything(output: &Output, dir: &Path) -> String {
+    let mut all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for name in ["report.json", "report.xml", "metrics.prom"] {
+        let written = std::fs::read_to_string(dir.join(name))
+            .unwrap_or_else(|e| panic!("{name} was not written: {e}\n{}", text(output)));
+        all.push_str(&written);
+    }
+    all
+}
+
+/// The secret, given in the URL (debug) or in the scenario (trace), never
+/// shows in stderr, stdout, the JSON and JUnit reports or the metrics
+/// file, in text or JSON logs; the report's copy of the scenario masks it.
+#[test]
+fn no_secret_in_any_output_at_any_log_level() {
+    let servers = [(password_server(), PASSWORD), (token_server(), TOKEN)];
+    for (server, secret) in &servers {
+        let port = server.port();
+        for level in ["debug", "trace"] {
+            for format in ["text", "json"] {
+                let dir = tempfile::tempdir().unwrap();
+                let in_url = level == "debug";
+                let (target, url) = match (*secret == PASSWORD, in_url) {
+                    (true, true) => (
+                        String::new(),
+                        format!("nats://alice:{secret}@127.0.0.1:{port}"),
+                    ),
+                    (false, true) => (String::new(), format!("nats://{secret}@127.0.0.1:{port}")),
+                    (true, false) => (
+                        format!("user = \"alice\"\npassword = \"{secret}\""),
+                        format!("nats://127.0.0.1:{port}"),
+                    ),
+                    (false, false) => (
+                        format!("token = \"{secret}\""),
+                        format!("nats://127.0.0.1:{port}"),
+                    ),
+                };
+                let file = scenario(dir.path(), &target);
+                let d = dir.path();
+                let output = run(
+                    &file,
+                    &url,
+                    &[
+                        "--log-level",
+                        level,
+                        "--log-format",
+                        format,
+                        "--report-json",
+                        d.join("report.json").to_str().unwrap(),
+                        "--report-junit",
+                        d.join("report.xml").to_str().unwrap(),
+                        "--metrics-out",
+                        d.join("metrics.prom").to_str().unwrap(),
+                    ],
+                );
+                let case = format!("{level} {format}, secret in the URL: {in_url}");
+                assert_eq!(output.status.code(), Some(0), "{case}\n{}", text(&output));
+                assert!(
+                    output.stderr.len() > 1000,
+                    "{case}: the client's own logs should be there\n{}",
+                    text(&output)
+                );
+                let all = everything(&output, d);
+                let at = all.find(secret);
+                assert!(
+                    at.is_none(),
+                    "{case}: the secret shows: …{}…",
+                    &all[at.unwrap().saturating_sub(200)..at.unwrap() + secret.len()]
+                );
+                let report: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap())
+                        .unwrap();
+                let target = &report["config"]["target"];
+                let key = if *secret == PASSWORD {
+                    "password"
+                } else {
+                    "token"
+                };
+                if !in_url {
+                    assert_eq!(target[key], "***", "{case}: {target}");
+                }
+                let url = target["url"].as_str().unwrap();
+                assert_eq!(url.starts_with("nats://***@"), in_url, "{case}: {target}");
+            }
+        }
+    }
+}

@@ -105,3 +105,45 @@ fn a_missing_tls_file_exits_2_whatever_the_scheme() {
         expect_usage_error(&["run", file], &[&format!("`target.tls.{key}`")]);
     }
 }
+
+#[test]
+fn a_log_level_that_is_no_filter_exits_2_with_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(dir.path(), "");
+    let file = file.to_str().unwrap();
+    expect_usage_error(
+        &["--log-level", "loud", "validate", file],
+        &[
+            "--log-level",
+            "`loud` is not a log filter",
+            "warn,harness=debug",
+        ],
+    );
+    let output = harness()
+        .env("HARNESS_LOG", "harness=noisy")
+        .args(["validate", file])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let output = harness()
+        .args(["--log-level", "info,harness=debug", "validate", file])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}
+
+/// stderr here is a pipe, as in CI or `2> run.log`: plain text only.
+#[test]
+fn logs_carry_no_colour_codes_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(dir.path(), "[target]\nconnect_timeout = \"1s\"");
+    let output = harness()
+        .args(["--log-level", "debug", "run", file.to_str().unwrap()])
+        .args(["--nats-url", "nats://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DEBUG"), "debug lines expected\n{stderr}");
+    assert!(!stderr.contains("\x1b["), "colour codes in\n{stderr}");
+}

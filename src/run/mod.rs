@@ -152,7 +152,7 @@ pub async fn run_with_telemetry(
                 url: target::redact(&url),
                 message: format!("cannot start the network-fault proxy: {e}"),
             })?;
-        tracing::info!(proxy = %proxy.url(), "network faults go through the proxy");
+        tracing::info!(proxy = %target::redact(proxy.url()), "network faults go through the proxy");
         Some(Arc::new(proxy))
     } else {
         None
