@@ -69,7 +69,9 @@ pub struct RunArgs {
     #[arg(long, env = "HARNESS_DURATION", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
     /// Events per second; overrides `load.rate` (constant-rate scenarios).
-    #[arg(long, env = "HARNESS_RATE")]
+    // A negative value reaches validation, which says what is allowed,
+    // instead of clap reading `-1` as an unknown flag.
+    #[arg(long, env = "HARNESS_RATE", allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Write the JSON report here (partial reports too).
     #[arg(long, env = "HARNESS_REPORT_JSON")]

@@ -147,3 +147,16 @@ fn logs_carry_no_colour_codes_off_a_terminal() {
     assert!(stderr.contains("DEBUG"), "debug lines expected\n{stderr}");
     assert!(!stderr.contains("\x1b["), "colour codes in\n{stderr}");
 }
+
+#[test]
+fn a_rate_at_or_below_zero_exits_2_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(dir.path(), "");
+    let file = file.to_str().unwrap();
+    for rate in ["-1", "0", "-0.5"] {
+        expect_usage_error(
+            &["run", file, "--rate", rate],
+            &["--rate (`load.rate`)", "must be above 0 events/s"],
+        );
+    }
+}
