@@ -160,3 +160,37 @@ fn a_rate_at_or_below_zero_exits_2_naming_the_flag() {
         );
     }
 }
+
+/// Every publish would fail with "maximum payload exceeded" and, with no
+/// criteria, the run used to pass at 0%.
+#[test]
+fn a_payload_above_the_servers_max_payload_exits_2_before_the_run() {
+    let server = common::ConfiguredServer::start("max_payload: 4096");
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(dir.path(), "[load.payload]\nsize = \"8KiB\"");
+    let url = format!("nats://127.0.0.1:{}", server.port());
+    let stderr = expect_usage_error(
+        &["run", file.to_str().unwrap(), "--nats-url", &url],
+        &["`load.payload.size` 8192 B", "max_payload of 4096 B"],
+    );
+    assert!(!stderr.contains("publish failed"), "{stderr}");
+    // The largest size it suggests goes through the real server whole.
+    let fits: u64 = stderr
+        .split("to at most ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a size that fits expected\n{stderr}"));
+    assert!((3900..4096).contains(&fits), "{fits}");
+    let file = scenario(
+        dir.path(),
+        &format!(
+            "[criteria]\nchecks = [\"processed == 20\"]\n[load.payload]\nkind = \"random\"\nsize = {fits}"
+        ),
+    );
+    let output = harness()
+        .args(["run", file.to_str().unwrap(), "--nats-url", &url])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}

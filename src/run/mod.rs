@@ -224,6 +224,11 @@ impl Experiment {
             connections[0].clone(),
         )
         .await?;
+        crate::error::check_max_payload(
+            &s.load.payload,
+            &config.run_id,
+            publisher_client.server_info().max_payload,
+        )?;
         let consumer_client = target::connect(
             &s.target,
             url,
