@@ -30,8 +30,10 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "HARNESS_LOG_FORMAT")]
     pub log_format: LogFormat,
-    /// Log filter, e.g. `info`, `warn`, `harness=debug`.
-    #[arg(long, global = true, default_value = "warn", env = "HARNESS_LOG")]
+    /// Log filter: a level (off, error, warn, info, debug, trace) or
+    /// TARGET=LEVEL, comma-separated, e.g. `info`, `warn,harness=debug`.
+    /// Passwords and tokens never show, whatever the level.
+    #[arg(long, global = true, default_value = "warn", env = "HARNESS_LOG", value_parser = crate::logging::check_filter)]
     pub log_level: String,
 }
 
@@ -67,7 +69,9 @@ pub struct RunArgs {
     #[arg(long, env = "HARNESS_DURATION", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
     /// Events per second; overrides `load.rate` (constant-rate scenarios).
-    #[arg(long, env = "HARNESS_RATE")]
+    // A negative value reaches validation, which says what is allowed,
+    // instead of clap reading `-1` as an unknown flag.
+    #[arg(long, env = "HARNESS_RATE", allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Write the JSON report here (partial reports too).
     #[arg(long, env = "HARNESS_REPORT_JSON")]
@@ -177,11 +181,26 @@ pub fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), HarnessEr
         s.load.seed = Some(seed);
     }
     scenario::validate(s).map_err(|invalid| {
-        HarnessError::Usage(format!(
-            "after command-line overrides, `{}` is invalid: {}",
-            invalid.key, invalid.message
-        ))
+        let flag = overridden_by(&invalid.key, args);
+        HarnessError::Usage(match flag {
+            Some(flag) => format!("{flag} (`{}`): {}", invalid.key, invalid.message),
+            None => format!(
+                "after command-line overrides, `{}` is invalid: {}",
+                invalid.key, invalid.message
+            ),
+        })
     })
+}
+
+/// The flag that set `key`, if one did: the error should name what the
+/// user typed.
+fn overridden_by(key: &str, args: &RunArgs) -> Option<&'static str> {
+    match key {
+        "target.url" if args.nats_url.is_some() => Some("--nats-url"),
+        "load.rate" if args.rate.is_some() => Some("--rate"),
+        "load.duration" if args.duration.is_some() => Some("--duration"),
+        _ => None,
+    }
 }
 
 fn run_id(given: Option<&str>) -> Result<String, HarnessError> {
@@ -218,6 +237,7 @@ async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessErr
     let mut scenario = scenario::load(&args.scenario)?;
     apply_overrides(&mut scenario, &args)?;
     check_outputs(&args)?;
+    crate::logging::hide_secrets(crate::target::secrets(&scenario.target));
     let name = scenario.name_or_stem(&args.scenario);
     let run_id = run_id(args.run_id.as_deref())?;
     let seed = scenario.load.seed.unwrap_or_else(rand::random);

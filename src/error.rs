@@ -33,14 +33,83 @@ pub enum HarnessError {
     /// there is no report.
     #[error("interrupted {0}; nothing was run, so there is no report")]
     Interrupted(&'static str),
+    /// Every publish would fail with "maximum payload exceeded": said
+    /// before the run, not as a 0% run that may still pass.
+    #[error(
+        "`load.payload.size` {size} B makes messages of up to {message} B with headers, \
+         above the server's max_payload of {max_payload} B; lower load.payload.size to at most \
+         {fits} B, or raise max_payload in the server's config"
+    )]
+    PayloadAboveMaxPayload {
+        size: u64,
+        message: usize,
+        max_payload: usize,
+        fits: usize,
+    },
 }
 
 impl HarnessError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            HarnessError::Scenario(_) | HarnessError::Usage(_) => exit::USAGE,
+            HarnessError::Scenario(_)
+            | HarnessError::Usage(_)
+            | HarnessError::PayloadAboveMaxPayload { .. } => exit::USAGE,
             HarnessError::Target(_) | HarnessError::Provision(_) => exit::INFRASTRUCTURE,
             HarnessError::Interrupted(_) => exit::INTERRUPTED,
         }
+    }
+}
+
+/// Checks that the scenario's events fit the server's `max_payload` (from
+/// its INFO), headers included.
+pub fn check_max_payload(
+    payload: &crate::scenario::Payload,
+    run_id: &str,
+    max_payload: usize,
+) -> Result<(), HarnessError> {
+    let message = crate::event::largest_message(payload, run_id);
+    if message <= max_payload {
+        return Ok(());
+    }
+    let size = payload.size.0;
+    Err(HarnessError::PayloadAboveMaxPayload {
+        size,
+        message,
+        max_payload,
+        fits: (size as usize).saturating_sub(message - max_payload),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{ByteSize, Payload};
+
+    #[test]
+    fn a_payload_above_max_payload_is_a_usage_error_naming_both_sizes() {
+        let payload = Payload {
+            size: ByteSize(8192),
+            ..Payload::default()
+        };
+        let e = check_max_payload(&payload, "r1", 4096).unwrap_err();
+        assert_eq!(e.exit_code(), exit::USAGE);
+        let text = e.to_string();
+        assert!(
+            text.contains("`load.payload.size` 8192 B") && text.contains("max_payload of 4096 B"),
+            "{text}"
+        );
+        let HarnessError::PayloadAboveMaxPayload { fits, .. } = e else {
+            unreachable!()
+        };
+        let just_fits = Payload {
+            size: ByteSize(fits as u64),
+            ..payload.clone()
+        };
+        assert!(check_max_payload(&just_fits, "r1", 4096).is_ok(), "{fits}");
+        let one_more = Payload {
+            size: ByteSize(fits as u64 + 1),
+            ..payload
+        };
+        assert!(check_max_payload(&one_more, "r1", 4096).is_err());
     }
 }

@@ -37,6 +37,26 @@ pub fn headers(event_id: &str, intended_at: SystemTime) -> HeaderMap {
     headers
 }
 
+/// The most bytes one event of `payload` puts against the server's
+/// `max_payload`: the payload and its headers as the wire carries them
+/// (`NATS/1.0`, one `Name: value` line each, a blank line), built for the
+/// longest event id the run can have.
+pub fn largest_message(payload: &Payload, run_id: &str) -> usize {
+    use rand::SeedableRng;
+    let event_id = format!("{run_id}-{}", u64::MAX);
+    let at = SystemTime::now();
+    let header_lines: usize = headers(&event_id, at)
+        .iter()
+        .flat_map(|(name, values)| values.iter().map(move |v| (name, v)))
+        .map(|(name, value)| {
+            AsRef::<str>::as_ref(name).len() + ": ".len() + value.as_str().len() + 2
+        })
+        .sum();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let body = PayloadBuilder::new(payload).build(&event_id, u64::MAX, at, &mut rng);
+    "NATS/1.0\r\n".len() + header_lines + "\r\n".len() + body.len()
+}
+
 /// Builds payloads of the scenario's kind and size.
 #[derive(Debug, Clone)]
 pub struct PayloadBuilder {
@@ -177,6 +197,20 @@ mod tests {
         for garbage in [&b""[..], b"{", b"\xff\xfe", b"{\"event_id\":5}", b"[1,2,3]"] {
             assert!(check_payload(PayloadKind::Json, "r-1", garbage).is_err());
         }
+    }
+
+    #[test]
+    fn the_largest_message_counts_payload_and_headers() {
+        let payload = Payload {
+            size: crate::scenario::ByteSize(4096),
+            kind: PayloadKind::Random,
+            ..Payload::default()
+        };
+        let run_id = "r0123abcd";
+        // "NATS/1.0\r\n", "Nats-Msg-Id: r0123abcd-18446744073709551615\r\n",
+        // "Harness-Intended-At: <19 digits>\r\n", "\r\n".
+        let headers = 10 + (11 + 2 + 30 + 2) + (19 + 2 + 19 + 2) + 2;
+        assert_eq!(largest_message(&payload, run_id), 4096 + headers);
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //! - [`run`]: one experiment from start to verdict.
 //! - [`cli`]: command-line flags and their environment twins.
 //! - [`clock`]: duration and instant arithmetic that saturates instead of panicking.
+//! - [`logging`]: logs on stderr, checked filter, no colour off a terminal, no secrets.
 //! - [`error`]: the errors a user can cause, and the exit codes.
 
 pub mod backoff;
@@ -37,6 +38,7 @@ pub mod event;
 pub mod faults;
 pub mod garbage;
 pub mod ledger;
+pub mod logging;
 pub mod metrics;
 pub mod panics;
 pub mod progress;

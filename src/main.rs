@@ -2,13 +2,12 @@
 //! runtime, runs the library and exits with the verdict's code.
 
 use clap::Parser;
-use harness::cli::{self, Cli, LogFormat};
+use harness::cli::{self, Cli};
 use harness::run::Signals;
-use tracing_subscriber::EnvFilter;
 
 fn main() {
     let cli = Cli::parse();
-    init_logging(cli.log_format, &cli.log_level);
+    harness::logging::init(cli.log_format, &cli.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -27,17 +26,6 @@ fn main() {
     // Do not wait for lingering tasks (a stuck connection) on the way out.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     std::process::exit(code);
-}
-
-fn init_logging(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
 }
 
 /// First Ctrl+C, SIGTERM or SIGHUP: stop the schedule, drain briefly,

@@ -5,6 +5,10 @@
 //! acks are doing. Each event gets its own task, so slow acks never delay
 //! later sends; `max_in_flight` bounds how many wait at once, and a send it
 //! holds back is counted and shows up as schedule lag.
+//!
+//! Why events fail is told at warn, grouped by cause ([`failures`]).
+
+mod failures;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -25,6 +29,7 @@ use crate::scenario::Scenario;
 use crate::schedule::Schedule;
 use crate::stats::{Latency, Stats};
 use crate::{backoff, scenario};
+use failures::{FailureLog, Outcome};
 
 /// How the last attempt of an event ended, when it did not end in a PubAck.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +57,7 @@ struct Shared {
     payloads: PayloadBuilder,
     stop: CancellationToken,
     panics: Panics,
+    failures: FailureLog,
 }
 
 /// Sends the schedule and waits for what it sent.
@@ -91,6 +97,7 @@ impl Publisher {
                 payloads: PayloadBuilder::new(&scenario.load.payload),
                 stop,
                 panics,
+                failures: FailureLog::new(failures::EVERY),
             }),
             max_in_flight: scenario.load.max_in_flight,
             seed,
@@ -159,10 +166,14 @@ impl Publisher {
         }
     }
 
-    /// Waits for every publish task to finish.
+    /// Waits for every publish task to finish, then tells the failures
+    /// not logged yet.
     pub async fn wait(&self) {
         self.tasks.close();
         self.tasks.wait().await;
+        for line in self.shared.failures.flush() {
+            line.log();
+        }
     }
 }
 
@@ -212,6 +223,7 @@ async fn publish_one(
         .headers(event::headers(&event_id, intended_wall));
     ledger.sent(seq);
     let mut failure = Failure::Unknown;
+    let mut cause = None;
     for attempt in 0..=shared.publish.max_retries {
         if attempt > 0 {
             ledger.retried();
@@ -249,6 +261,7 @@ async fn publish_one(
                     &live.attempts_failed
                 });
                 failure = classify(&kind);
+                cause = Some(kind);
                 tracing::debug!(event_id = %event_id, attempt, error = %kind, "publish attempt failed");
                 if failure == Failure::Definite && !retryable(&kind) {
                     break;
@@ -256,15 +269,19 @@ async fn publish_one(
             }
         }
     }
-    match failure {
+    let outcome = match failure {
         Failure::Definite => {
-            tracing::warn!(event_id = %event_id, "publish failed");
             ledger.publish_failed(seq);
+            Outcome::Failed
         }
         Failure::Unknown => {
-            tracing::warn!(event_id = %event_id, "publish indeterminate: no PubAck");
             ledger.indeterminate(seq);
+            Outcome::Indeterminate
         }
+    };
+    let now = Instant::now();
+    if let Some(line) = shared.failures.note(outcome, cause, &event_id, now) {
+        line.log();
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::Report;
 use crate::criteria;
-use crate::stats::Latency;
+use crate::stats::{Latency, Summary};
 
 /// The summary as text (no colour: it goes to logs and CI output as is).
 pub fn render(report: &Report) -> String {
@@ -73,21 +73,12 @@ pub fn render(report: &Report) -> String {
         report.rates.achieved,
         report.success_rate * 100.0
     );
-    let _ = writeln!(
-        out,
-        "\n  {:<16}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
-        "latency (ms)", "count", "min", "mean", "p50", "p90", "p99", "p99.9", "max"
-    );
-    let in_flow_order = Latency::ALL
+    let in_flow_order: Vec<(&str, Summary)> = Latency::ALL
         .iter()
-        .filter_map(|l| report.latency.get(l.name()).map(|s| (l.name(), s)));
-    for (name, s) in in_flow_order {
-        let _ = writeln!(
-            out,
-            "  {name:<16}{:>9}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}",
-            s.count, s.min, s.mean, s.p50, s.p90, s.p99, s.p999, s.max
-        );
-    }
+        .filter_map(|l| report.latency.get(l.name()).map(|s| (l.name(), *s)))
+        .collect();
+    let _ = writeln!(out);
+    out.push_str(&latency_table(&in_flow_order));
     render_faults(&mut out, report);
     let _ = writeln!(out);
     for invariant in &report.counts.invariants {
@@ -115,6 +106,61 @@ pub fn render(report: &Report) -> String {
     };
     let _ = writeln!(out, "\n  {verdict}");
     out
+}
+
+/// The latency table, each column as wide as its widest value (an hour-long
+/// publish latency is 3600810.000 ms) plus two spaces, so values never touch.
+fn latency_table(rows: &[(&str, Summary)]) -> String {
+    const HEADER: [&str; 9] = [
+        "latency (ms)",
+        "count",
+        "min",
+        "mean",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+    ];
+    // The narrowest widths, which keep the usual table as it always looked.
+    const MIN_WIDTHS: [usize; 9] = [16, 9, 10, 10, 10, 10, 10, 10, 10];
+    let cells: Vec<[String; 9]> = rows
+        .iter()
+        .map(|(name, s)| {
+            let ms = |v: f64| format!("{v:.3}");
+            [
+                name.to_string(),
+                s.count.to_string(),
+                ms(s.min),
+                ms(s.mean),
+                ms(s.p50),
+                ms(s.p90),
+                ms(s.p99),
+                ms(s.p999),
+                ms(s.max),
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..HEADER.len())
+        .map(|i| {
+            let widest = cells.iter().map(|row| row[i].len()).max().unwrap_or(0);
+            let gap = if i == 0 { 1 } else { 2 };
+            MIN_WIDTHS[i].max(widest.max(HEADER[i].len()) + gap)
+        })
+        .collect();
+    let line = |row: &[&str]| {
+        let mut text = format!("  {:<w$}", row[0], w = widths[0]);
+        for (cell, width) in row.iter().zip(&widths).skip(1) {
+            let _ = write!(text, "{cell:>width$}");
+        }
+        text.push('\n');
+        text
+    };
+    let mut table = line(&HEADER);
+    for row in &cells {
+        table.push_str(&line(&row.each_ref().map(String::as_str)));
+    }
+    table
 }
 
 /// One line per fault: when, and what it cost.
@@ -185,5 +231,69 @@ fn render_samples(out: &mut String, report: &Report) {
             ""
         };
         let _ = writeln!(out, "  {kind}: {}{more}", shown.join(", "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(ms: f64) -> Summary {
+        Summary {
+            count: 1_000_000_000,
+            min: ms / 4.0,
+            mean: ms / 2.0,
+            p50: ms / 2.0,
+            p90: ms,
+            p99: ms,
+            p999: ms,
+            max: ms,
+        }
+    }
+
+    #[test]
+    fn huge_latencies_never_touch_their_neighbours() {
+        let table = latency_table(&[
+            ("publish", summary(3_600_810.0)),
+            ("end_to_end", summary(0.25)),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        for line in &lines[1..] {
+            assert_eq!(line.split_whitespace().count(), 9, "{table}");
+        }
+        assert!(lines[1].contains("  3600810.000  3600810.000"), "{table}");
+        // Right-aligned: every column ends where its header ends.
+        let ends = |line: &str| -> Vec<usize> {
+            let mut ends = Vec::new();
+            let bytes = line.as_bytes();
+            for i in 1..bytes.len() {
+                if bytes[i - 1] != b' ' && bytes[i] == b' ' {
+                    ends.push(i);
+                }
+            }
+            ends.push(line.len());
+            ends
+        };
+        let header_ends = ends(&lines[0].replace("latency (ms)", "latency_(ms)"));
+        assert_eq!(ends(lines[1])[1..], header_ends[1..], "{table}");
+        assert_eq!(ends(lines[2])[1..], header_ends[1..], "{table}");
+    }
+
+    #[test]
+    fn usual_latencies_keep_the_usual_layout() {
+        let usual = Summary {
+            count: 1000,
+            ..summary(12.5)
+        };
+        let table = latency_table(&[("publish", usual)]);
+        assert_eq!(
+            table.lines().next().unwrap(),
+            format!(
+                "  {:<16}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+                "latency (ms)", "count", "min", "mean", "p50", "p90", "p99", "p99.9", "max"
+            )
+        );
+        assert!(table.ends_with("    12.500    12.500\n"), "{table}");
     }
 }

@@ -181,7 +181,7 @@ async fn prepare(
                 url: target::redact(&url),
                 message: format!("cannot start the network-fault proxy: {e}"),
             })?;
-        tracing::info!(proxy = %proxy.url(), "network faults go through the proxy");
+        tracing::info!(proxy = %target::redact(proxy.url()), "network faults go through the proxy");
         Some(Arc::new(proxy))
     } else {
         None
@@ -247,6 +247,11 @@ impl Experiment {
             connections[0].clone(),
         )
         .await?;
+        crate::error::check_max_payload(
+            &s.load.payload,
+            &config.run_id,
+            publisher_client.server_info().max_payload,
+        )?;
         let consumer_client = target::connect(
             &s.target,
             url,

@@ -25,6 +25,10 @@ fn require(ok: bool, key: &str, message: impl FnOnce() -> String) -> Check {
     }
 }
 
+mod target;
+
+use target::target;
+
 /// Every check: first the range of every number (so that nothing below can
 /// overflow), then in file order: target, stream, load, publish, consumer,
 /// criteria, recovery, faults.
@@ -147,36 +151,6 @@ fn network_fault(fault: &super::Fault, key: &str) -> Check {
         ),
         _ => Ok(()),
     }
-}
-
-fn target(s: &Scenario) -> Check {
-    let t = &s.target;
-    require((1..=5).contains(&t.nodes), "target.nodes", || {
-        format!("{} nodes: an embedded target has 1 to 5", t.nodes)
-    })?;
-    if t.url.is_none() {
-        require(s.stream.replicas <= t.nodes, "stream.replicas", || {
-            format!(
-                "{} replicas need at least as many nodes; set target.nodes = {}",
-                s.stream.replicas, s.stream.replicas
-            )
-        })?;
-        require(
-            t.tls.is_none() && t.credentials.is_none(),
-            "target.url",
-            || "TLS and credentials apply to an external server; set target.url".into(),
-        )?;
-    }
-    require(
-        t.user.is_some() == t.password.is_some(),
-        "target.user",
-        || "user and password go together; set both or neither".into(),
-    )?;
-    require(
-        t.connect_timeout > Duration::ZERO,
-        "target.connect_timeout",
-        || "must be above 0s".into(),
-    )
 }
 
 /// A NATS stream or consumer name: no whitespace, dots, wildcards or separators.

@@ -3,6 +3,7 @@
 
 pub mod embedded;
 pub mod proxy;
+pub mod url;
 
 use std::path::PathBuf;
 
@@ -30,7 +31,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::{Client, ConnectOptions, Event, ServerAddr};
+use async_nats::{Client, ConnectOptions, Event};
+
+use self::url::UrlCredentials;
 
 use crate::scenario::Target;
 
@@ -59,8 +62,9 @@ fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Connects to `url` with the scenario's credentials, TLS and timeouts.
-/// `name` shows in the server's connection list (`harness-publisher`, ...).
+/// Connects to `url` with the scenario's credentials (or the URL's own),
+/// TLS and timeouts. `name` shows in the server's connection list
+/// (`harness-publisher`, ...).
 /// `pinned` keeps the client on `url`'s servers, ignoring the ones a cluster
 /// advertises: clients behind the fault proxy must never go around it.
 pub async fn connect(
@@ -71,6 +75,10 @@ pub async fn connect(
     state: Arc<ConnectionState>,
 ) -> Result<Client, TargetError> {
     install_crypto_provider();
+    let parsed = url::parse(url).map_err(|e| TargetError::Connect {
+        url: redact(url),
+        message: e.to_string(),
+    })?;
     let mut options = ConnectOptions::new()
         .name(name)
         .connection_timeout(target.connect_timeout)
@@ -96,6 +104,14 @@ pub async fn connect(
     }
     if let Some(token) = &target.token {
         options = options.token(token.clone());
+    }
+    // Validation made sure the scenario and the URL do not both give some.
+    match parsed.credentials {
+        Some(UrlCredentials::UserPassword { user, password }) => {
+            options = options.user_and_password(user, password);
+        }
+        Some(UrlCredentials::Token(token)) => options = options.token(token),
+        None => {}
     }
     if let Some(path) = &target.credentials {
         options = options
@@ -140,16 +156,8 @@ pub async fn connect(
             }
         }
     });
-    let addresses = url
-        .split(',')
-        .map(|one| one.trim().parse::<ServerAddr>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TargetError::Connect {
-            url: redact(url),
-            message: format!("not a NATS URL: {e}"),
-        })?;
     let client = options
-        .connect(addresses)
+        .connect(parsed.servers)
         .await
         .map_err(|e| TargetError::Connect {
             url: redact(url),
@@ -158,6 +166,22 @@ pub async fn connect(
     state.connected.store(true, Ordering::Relaxed);
     state.established.store(true, Ordering::Relaxed);
     Ok(client)
+}
+
+/// Every secret of `target`, in the scenario or in its URL: what logs must
+/// never show.
+pub fn secrets(target: &Target) -> Vec<String> {
+    let in_url = target
+        .url
+        .as_deref()
+        .and_then(|u| url::parse(u).ok())
+        .and_then(|u| u.credentials)
+        .map(|c| c.secret().to_string());
+    [target.password.clone(), target.token.clone(), in_url]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// The URL without a password or token, for messages and reports.

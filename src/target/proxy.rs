@@ -230,7 +230,10 @@ impl Proxy {
 
 /// `nats://user:pw@host:port` into (`nats://user:pw@`, host, port).
 fn split_url(url: &str) -> io::Result<(String, String, u16)> {
-    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{url}: {why}"));
+    let bad = |why: &str| {
+        let url = super::redact(url);
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{url}: {why}"))
+    };
     let (scheme, rest) = match url.find("://") {
         Some(i) => (&url[..i + 3], &url[i + 3..]),
         None => ("nats://", url),

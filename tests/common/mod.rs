@@ -129,3 +129,58 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// A single nats-server started from a config of the test's own, for
+/// settings the embedded target does not make (authorization, limits).
+/// Killed, and its store removed, on drop.
+pub struct ConfiguredServer {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl ConfiguredServer {
+    /// JetStream on a free port of 127.0.0.1, plus `extra` config text
+    /// such as `authorization { token: "t0k3n" }` or `max_payload: 4096`.
+    pub fn start(extra: &str) -> ConfiguredServer {
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let port = free_port();
+        let config = format!(
+            "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: {:?} }}\n{extra}\n",
+            dir.path().join("store").display().to_string()
+        );
+        let file = dir.path().join("server.conf");
+        std::fs::write(&file, config).expect("write the server config");
+        let binary = harness::target::embedded::find_binary().unwrap_or_else(|e| panic!("{e}"));
+        let child = std::process::Command::new(binary)
+            .arg("-c")
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        let server = ConfiguredServer {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for ConfiguredServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -201,3 +201,74 @@ fn faults_of_one_kind_on_one_target_may_not_overlap() {
     );
     assert!(parse(&other_nodes, Path::new("s.toml")).is_ok());
 }
+
+fn external(target: &str) -> String {
+    format!("[target]\nurl = \"nats://127.0.0.1:4222\"\n{target}\n{MINIMAL}")
+}
+
+#[test]
+fn one_way_to_log_in() {
+    let e = error_of(&external("token = \"t\"\nuser = \"u\"\npassword = \"p\""));
+    assert_eq!(e.key, "target.token");
+    assert!(e.message.contains("keep one"), "{}", e.message);
+    let e = error_of(&format!(
+        "[target]\nurl = \"nats://alice:s3cret@127.0.0.1:4222\"\nuser = \"u\"\npassword = \"p\"\n{MINIMAL}"
+    ));
+    assert_eq!(e.key, "target.url");
+    assert!(
+        e.message
+            .contains("in the URL and in target.user/target.password"),
+        "{}",
+        e.message
+    );
+    assert!(!e.to_string().contains("s3cret"), "{e}");
+    let e = error_of(&format!(
+        "[target]\nurl = \"nats://t0k3n@127.0.0.1:4222\"\ntoken = \"x\"\n{MINIMAL}"
+    ));
+    assert_eq!(e.key, "target.url");
+    assert!(parse(
+        &format!("[target]\nurl = \"nats://alice:s3cret@127.0.0.1:4222\"\n{MINIMAL}"),
+        Path::new("s.toml")
+    )
+    .is_ok());
+}
+
+#[test]
+fn a_malformed_url_is_a_scenario_error() {
+    let e = error_of(&format!(
+        "[target]\nurl = \"nats://host:notaport\"\n{MINIMAL}"
+    ));
+    assert_eq!((e.line, e.key.as_str()), (2, "target.url"));
+    assert!(e.message.contains("invalid port"), "{}", e.message);
+}
+
+#[test]
+fn tls_and_credentials_files_must_exist_whatever_the_scheme() {
+    for key in ["ca_file", "cert_file", "key_file"] {
+        let e = error_of(&external(&format!(
+            "[target.tls]\n{key} = \"/nonexistent/{key}.pem\""
+        )));
+        assert_eq!(e.key, format!("target.tls.{key}"));
+        assert!(
+            e.message.contains("/nonexistent/") && e.message.contains("existing file"),
+            "{}",
+            e.message
+        );
+    }
+    let e = error_of(&external("credentials = \"/nonexistent/user.creds\""));
+    assert_eq!(e.key, "target.credentials");
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, "pem").unwrap();
+    let e = error_of(&external(&format!(
+        "[target.tls]\ncert_file = \"{}\"",
+        cert.display()
+    )));
+    assert_eq!(e.key, "target.tls.cert_file");
+    assert!(e.message.contains("together"), "{}", e.message);
+    let ok = external(&format!(
+        "[target.tls]\nca_file = \"{0}\"\ncert_file = \"{0}\"\nkey_file = \"{0}\"",
+        cert.display()
+    ));
+    assert!(parse(&ok, Path::new("s.toml")).is_ok());
+}
