@@ -27,6 +27,8 @@ pub const COUNTS: &[&str] = &[
     "lost_tail",
     "recovered",
     "unexpected",
+    "collisions",
+    "intended_out_of_range",
     "duplicates",
     "stream_duplicates",
     "redelivered",

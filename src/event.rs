@@ -15,6 +15,10 @@ use serde::Deserialize;
 
 use crate::scenario::{Payload, PayloadKind};
 
+mod signature;
+
+pub use signature::{Signer, SIGNATURE};
+
 pub const MSG_ID: &str = "Nats-Msg-Id";
 pub const INTENDED_AT: &str = "Harness-Intended-At";
 
@@ -29,11 +33,13 @@ pub fn unix_nanos(at: SystemTime) -> u128 {
     at.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
 }
 
-/// The headers of one event.
-pub fn headers(event_id: &str, intended_at: SystemTime) -> HeaderMap {
+/// The headers of one event, signed with the run's secret.
+pub fn headers(event_id: &str, intended_at: SystemTime, signer: &Signer) -> HeaderMap {
+    let intended = unix_nanos(intended_at).to_string();
     let mut headers = HeaderMap::new();
     headers.insert(MSG_ID, event_id);
-    headers.insert(INTENDED_AT, unix_nanos(intended_at).to_string().as_str());
+    headers.insert(SIGNATURE, signer.sign(event_id, &intended).as_str());
+    headers.insert(INTENDED_AT, intended.as_str());
     headers
 }
 
@@ -45,7 +51,7 @@ pub fn largest_message(payload: &Payload, run_id: &str) -> usize {
     use rand::SeedableRng;
     let event_id = format!("{run_id}-{}", u64::MAX);
     let at = SystemTime::now();
-    let header_lines: usize = headers(&event_id, at)
+    let header_lines: usize = headers(&event_id, at, &Signer::random())
         .iter()
         .flat_map(|(name, values)| values.iter().map(move |v| (name, v)))
         .map(|(name, value)| {
@@ -148,11 +154,28 @@ pub fn event_id(headers: Option<&HeaderMap>) -> Option<&str> {
     headers?.get(MSG_ID).map(|v| v.as_str())
 }
 
-/// Time since the intended send, from the `Harness-Intended-At` header.
-pub fn since_intended(headers: Option<&HeaderMap>, now: SystemTime) -> Option<Duration> {
-    let nanos: u128 = headers?.get(INTENDED_AT)?.as_str().parse().ok()?;
-    let intended = UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).ok()?);
-    Some(now.duration_since(intended).unwrap_or_default())
+/// The intended send time, from the `Harness-Intended-At` header.
+pub fn intended_at(headers: Option<&HeaderMap>) -> Option<SystemTime> {
+    let nanos: u64 = headers?.get(INTENDED_AT)?.as_str().parse().ok()?;
+    UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))
+}
+
+/// Time since the intended send, if that lies within `[run_start, now]`:
+/// an intended time outside the run (a clock that jumped, a copy from
+/// elsewhere) says nothing about this run's latency. `Err` for such a time,
+/// `Ok(None)` for no usable header.
+pub fn since_intended(
+    headers: Option<&HeaderMap>,
+    run_start: SystemTime,
+    now: SystemTime,
+) -> Result<Option<Duration>, SystemTime> {
+    let Some(intended) = intended_at(headers) else {
+        return Ok(None);
+    };
+    if intended < run_start || intended > now {
+        return Err(intended);
+    }
+    Ok(now.duration_since(intended).ok())
 }
 
 #[cfg(test)]
@@ -208,18 +231,25 @@ mod tests {
         };
         let run_id = "r0123abcd";
         // "NATS/1.0\r\n", "Nats-Msg-Id: r0123abcd-18446744073709551615\r\n",
-        // "Harness-Intended-At: <19 digits>\r\n", "\r\n".
-        let headers = 10 + (11 + 2 + 30 + 2) + (19 + 2 + 19 + 2) + 2;
+        // "Harness-Intended-At: <19 digits>\r\n",
+        // "Harness-Signature: <32 hex digits>\r\n", "\r\n".
+        let headers = 10 + (11 + 2 + 30 + 2) + (19 + 2 + 19 + 2) + (17 + 2 + 32 + 2) + 2;
         assert_eq!(largest_message(&payload, run_id), 4096 + headers);
     }
 
     #[test]
     fn headers_carry_id_and_intended_time() {
         let intended = SystemTime::now() - Duration::from_millis(250);
-        let headers = headers("r-3", intended);
+        let start = intended - Duration::from_secs(1);
+        let headers = headers("r-3", intended, &Signer::random());
         assert_eq!(event_id(Some(&headers)), Some("r-3"));
-        let age = since_intended(Some(&headers), intended + Duration::from_millis(250)).unwrap();
-        assert_eq!(age, Duration::from_millis(250));
+        let age = since_intended(Some(&headers), start, intended + Duration::from_millis(250));
+        assert_eq!(age, Ok(Some(Duration::from_millis(250))));
         assert_eq!(event_id(None), None);
+        assert_eq!(since_intended(None, start, intended), Ok(None));
+        // Before the run, or in the future: left out.
+        let late_start = intended + Duration::from_secs(1);
+        assert!(since_intended(Some(&headers), late_start, late_start).is_err());
+        assert!(since_intended(Some(&headers), start, start).is_err());
     }
 }

@@ -107,6 +107,12 @@ pub struct Live {
     pub stream_duplicates: AtomicU64,
     pub redelivered: AtomicU64,
     pub unexpected: AtomicU64,
+    /// First publish attempts the stream answered "duplicate": another
+    /// publisher had already stored a message under the event's id.
+    pub collisions: AtomicU64,
+    /// Deliveries whose intended send time lay outside the run, left out
+    /// of the latency figures.
+    pub intended_out_of_range: AtomicU64,
     pub deliveries: AtomicU64,
     /// Publish attempts by result.
     pub attempts_acked: AtomicU64,
@@ -166,6 +172,11 @@ pub struct Ledger {
     run_id: String,
     inner: Mutex<Inner>,
     pub live: Live,
+    /// Signs this run's events, so that a copy of an id is told from the event.
+    pub signer: crate::event::Signer,
+    /// When the books opened, before the first event: no intended send
+    /// time of this run lies earlier.
+    pub opened: std::time::SystemTime,
 }
 
 impl Ledger {
@@ -174,6 +185,8 @@ impl Ledger {
             run_id: run_id.into(),
             inner: Mutex::default(),
             live: Live::default(),
+            signer: crate::event::Signer::random(),
+            opened: std::time::SystemTime::now(),
         }
     }
 
@@ -248,6 +261,15 @@ impl Ledger {
         if duplicate {
             Live::add(&self.live.deduplicated);
         }
+    }
+
+    /// The first attempt's PubAck said duplicate: the stream already held a
+    /// message under this event's id that this run never sent (a run id
+    /// reused within the duplicate window, or a forged copy). The event
+    /// itself was not stored, so it failed for certain.
+    pub fn collided(&self, seq: u64) {
+        Live::add(&self.live.collisions);
+        self.publish_failed(seq);
     }
 
     /// The last attempt failed for certain.

@@ -64,7 +64,9 @@ pub const CATALOGUE: &[Described] = &[
     m("harness_events_dead_lettered_total", C, &[], "Events copied to the dead-letter subject, once each."),
     m("harness_events_lost_total", C, &["position"], "Published events gone from the stream unprocessed (set at the end; position mid_run or tail)."),
     m("harness_events_recovered_total", C, &[], "Failed or indeterminate publishes the consumer still saw (set at the end)."),
-    m("harness_events_unexpected_total", C, &[], "Deliveries whose id this run never scheduled."),
+    m("harness_events_unexpected_total", C, &[], "Deliveries whose id this run never scheduled, or without this run's signature."),
+    m("harness_events_collisions_total", C, &[], "First publishes the stream answered duplicate: another message already held the event's id."),
+    m("harness_events_intended_out_of_range_total", C, &[], "Deliveries whose intended send time lay outside the run, left out of the latency figures."),
     m("harness_events_duplicates_total", C, &[], "Deliveries of events already processed or dead-lettered."),
     m("harness_events_stream_duplicates_total", C, &[], "Duplicates that were a second stored copy."),
     m("harness_events_held_back_total", C, &[], "Sends delayed because max_in_flight publishes awaited acks."),
@@ -208,7 +210,7 @@ impl RunMetrics {
     pub fn mirror(&self, ledger: &Ledger) {
         self.handle.run_upkeep();
         let live = &ledger.live;
-        let pairs: [(&'static str, &std::sync::atomic::AtomicU64); 14] = [
+        let pairs: [(&'static str, &std::sync::atomic::AtomicU64); 16] = [
             ("harness_events_scheduled_total", &live.scheduled),
             ("harness_events_published_total", &live.published),
             ("harness_events_deduplicated_total", &live.deduplicated),
@@ -217,6 +219,11 @@ impl RunMetrics {
             ("harness_events_processed_total", &live.processed),
             ("harness_events_dead_lettered_total", &live.dead_lettered),
             ("harness_events_unexpected_total", &live.unexpected),
+            ("harness_events_collisions_total", &live.collisions),
+            (
+                "harness_events_intended_out_of_range_total",
+                &live.intended_out_of_range,
+            ),
             ("harness_events_duplicates_total", &live.duplicates),
             (
                 "harness_events_stream_duplicates_total",

@@ -58,6 +58,8 @@ struct Shared {
     stop: CancellationToken,
     panics: Panics,
     failures: FailureLog,
+    /// The first collision was logged.
+    collision_told: std::sync::atomic::AtomicBool,
 }
 
 /// Sends the schedule and waits for what it sent.
@@ -98,6 +100,7 @@ impl Publisher {
                 stop,
                 panics,
                 failures: FailureLog::new(failures::EVERY),
+                collision_told: Default::default(),
             }),
             max_in_flight: scenario.load.max_in_flight,
             seed,
@@ -220,7 +223,7 @@ async fn publish_one(
                 .payloads
                 .build(&event_id, seq, intended_wall, &mut rng),
         )
-        .headers(event::headers(&event_id, intended_wall));
+        .headers(event::headers(&event_id, intended_wall, &ledger.signer));
     ledger.sent(seq);
     let mut failure = Failure::Unknown;
     let mut cause = None;
@@ -247,6 +250,10 @@ async fn publish_one(
                 Live::add(&ledger.live.attempts_acked);
                 let now = Instant::now();
                 shared.stats.record(Latency::PublishAttempt, now - sent_at);
+                if attempt == 0 && ack.duplicate {
+                    collided(shared, seq, &event_id);
+                    return;
+                }
                 shared
                     .stats
                     .record(Latency::Publish, now.saturating_duration_since(due));
@@ -282,6 +289,23 @@ async fn publish_one(
     let now = Instant::now();
     if let Some(line) = shared.failures.note(outcome, cause, &event_id, now) {
         line.log();
+    }
+}
+
+/// Nothing of this run was sent under this id before its first attempt, so
+/// a duplicate answer means somebody else stored that id first.
+fn collided(shared: &Shared, seq: u64, event_id: &str) {
+    shared.ledger.collided(seq);
+    if !shared
+        .collision_told
+        .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            event_id,
+            "the stream already held a message under this event's id, so it did not store the event: \
+             the run id was used within the duplicate window, or somebody published copies of its ids; \
+             counted as publish_failed and as collisions (told once)"
+        );
     }
 }
 

@@ -243,10 +243,10 @@ async fn a_failing_abort_criterion_stops_the_run_and_exits_1() {
     assert!(json["counts"]["scheduled"].as_u64().unwrap() < 200);
 
     // The JUnit file, read by a real XML parser: one case per criterion,
-    // per invariant and two for the run; the abort criterion fails, and so
+    // per invariant and three for the run; the abort criterion fails, and so
     // does the run, which it stopped.
     let junit = junit_cases(&dir.path().join("junit.xml"));
-    assert_eq!(junit["tests"], 1 + 4 + 2, "{junit}");
+    assert_eq!(junit["tests"], 1 + 4 + 3, "{junit}");
     assert_eq!(junit["failures"], 2, "{junit}");
     assert_eq!(junit["failed"][0][0], "processed > 1000000", "{junit}");
     assert_eq!(junit["failed"][1][0], "the run completed", "{junit}");

@@ -157,10 +157,13 @@ impl Workers {
         };
         let headers = message.headers.as_ref();
         let id = event::event_id(headers).map(str::to_owned);
+        // An id alone proves nothing: anyone can copy one. Only a delivery
+        // signed with this run's secret is one of its events.
         let seq = id
             .as_deref()
             .and_then(|id| self.ledger.parse_event_id(id))
-            .filter(|&seq| self.ledger.is_scheduled(seq));
+            .filter(|&seq| self.ledger.is_scheduled(seq))
+            .filter(|_| self.ledger.signer.verify(headers));
         let (Some(seq), Some(id)) = (seq, id.clone()) else {
             self.ledger.unexpected();
             let id = id.as_deref().unwrap_or("-");
@@ -176,8 +179,13 @@ impl Workers {
         };
         let delivery = self.ledger.delivered(seq, deliveries, stream_seq);
         if delivery.first {
-            if let Some(age) = event::since_intended(headers, received) {
-                self.stats.record(Latency::EndToEnd, age);
+            match event::since_intended(headers, self.ledger.opened, received) {
+                Ok(Some(age)) => self.stats.record(Latency::EndToEnd, age),
+                Ok(None) => {}
+                Err(intended) => {
+                    Live::add(&self.ledger.live.intended_out_of_range);
+                    tracing::debug!(event_id = %id, ?intended, "intended send time outside the run; left out of end_to_end");
+                }
             }
         }
         if delivery.already_resolved {

@@ -23,6 +23,12 @@ pub struct Accounting {
     pub lost_tail: u64,
     pub recovered: u64,
     pub unexpected: u64,
+    /// Of publish_failed: the stream already held another message under
+    /// the event's id (a reused run id, or a forged copy).
+    pub collisions: u64,
+    /// Deliveries whose intended send time lay outside the run; left out
+    /// of the latency figures.
+    pub intended_out_of_range: u64,
     pub duplicates: u64,
     pub stream_duplicates: u64,
     pub redelivered: u64,
@@ -81,6 +87,8 @@ pub(super) fn tally(
         scheduled: states.len() as u64,
         deduplicated: Live::get(&live.deduplicated),
         unexpected: Live::get(&live.unexpected),
+        collisions: Live::get(&live.collisions),
+        intended_out_of_range: Live::get(&live.intended_out_of_range),
         duplicates: Live::get(&live.duplicates),
         stream_duplicates: Live::get(&live.stream_duplicates),
         redelivered: Live::get(&live.redelivered),

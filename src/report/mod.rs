@@ -137,6 +137,8 @@ impl Report {
             "lost_tail" => c.lost_tail,
             "recovered" => c.recovered,
             "unexpected" => c.unexpected,
+            "collisions" => c.collisions,
+            "intended_out_of_range" => c.intended_out_of_range,
             "duplicates" => c.duplicates,
             "stream_duplicates" => c.stream_duplicates,
             "redelivered" => c.redelivered,

@@ -33,6 +33,7 @@ pub fn render(report: &Report) -> String {
                 ("published", c.published),
                 ("deduplicated", c.deduplicated),
                 ("failed", c.publish_failed),
+                ("collisions", c.collisions),
                 ("indeterminate", c.indeterminate),
                 ("not sent", c.not_sent),
                 ("retries", c.retries),

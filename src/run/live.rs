@@ -35,6 +35,8 @@ impl LiveFigures<'_> {
             "dead_lettered" => get(&live.dead_lettered),
             "pending" => self.ledger.unresolved_count() as u64,
             "unexpected" => get(&live.unexpected),
+            "collisions" => get(&live.collisions),
+            "intended_out_of_range" => get(&live.intended_out_of_range),
             "duplicates" => get(&live.duplicates),
             "stream_duplicates" => get(&live.stream_duplicates),
             "redelivered" => get(&live.redelivered),

@@ -121,6 +121,21 @@ fn warnings(report: &Report, reconnects: u64, mut warnings: Vec<String>) -> Vec<
                 .into(),
         );
     }
+    let c = &report.counts;
+    if c.collisions > 0 {
+        warnings.push(format!(
+            "{} events were not stored: the stream already held a message under their ids \
+             (the run id was used within the duplicate window, or somebody published copies of its ids); \
+             counted as publish_failed",
+            c.collisions
+        ));
+    }
+    if c.intended_out_of_range > 0 {
+        warnings.push(format!(
+            "{} deliveries carried an intended send time outside the run and were left out of end_to_end",
+            c.intended_out_of_range
+        ));
+    }
     for panic in &report.panics {
         warnings.push(format!(
             "{panic}: the run fails, its figures are incomplete; this is a harness bug, please report it"
