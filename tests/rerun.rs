@@ -48,7 +48,27 @@ fn shortened(mut s: Scenario) -> Scenario {
 async fn every_shipped_scenario_runs_twice_against_one_server() {
     // Three nodes, for the replicated stream of cluster-leader-kill.
     let server = NatsServer::cluster(3).await;
-    let runs = shipped().into_iter().map(|(file, s)| {
+    let scenarios = shipped();
+    // Each scenario has streams of its own: two sharing a name with other
+    // settings would conflict on a shared server.
+    let mut names: Vec<&str> = scenarios
+        .iter()
+        .flat_map(|(_, s)| {
+            [
+                s.stream.name.as_str(),
+                s.consumer.dead_letter_stream.as_str(),
+            ]
+        })
+        .collect();
+    let count = names.len();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(
+        names.len(),
+        count,
+        "stream names shared between scenarios: {names:?}"
+    );
+    let runs = scenarios.into_iter().map(|(file, s)| {
         let server = &server;
         async move {
             let name = file
@@ -72,7 +92,13 @@ async fn every_shipped_scenario_runs_twice_against_one_server() {
             }
         }
     });
-    futures::future::join_all(runs).await;
+    // A few at a time: provisioning replicated streams on a busy two-core
+    // machine is slow enough already.
+    use futures::StreamExt;
+    futures::stream::iter(runs)
+        .buffer_unordered(3)
+        .collect::<Vec<()>>()
+        .await;
 }
 
 const SMALL: &str = r#"

@@ -14,6 +14,7 @@ use super::{INTENDED_AT, MSG_ID};
 pub const SIGNATURE: &str = "Harness-Signature";
 /// Bytes of the hash kept: 128 bits, as 32 hex digits.
 const KEPT: usize = 16;
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// The run's secret, which never leaves the process.
 #[derive(Clone)]
@@ -38,18 +39,25 @@ impl Signer {
     /// The signature of an event: its id and intended time, as the headers
     /// carry them.
     pub fn sign(&self, event_id: &str, intended_at: &str) -> String {
+        let tag = self.tag(event_id, intended_at);
+        let mut hex = [0u8; 2 * KEPT];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(tag) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0xf)];
+        }
+        String::from_utf8_lossy(&hex).into_owned()
+    }
+
+    /// The kept bytes of the keyed hash of (id, intended time).
+    fn tag(&self, event_id: &str, intended_at: &str) -> [u8; KEPT] {
         let mut hasher = blake3::Hasher::new_keyed(&self.key);
         hasher.update(event_id.as_bytes());
         // A separator no id contains, so (id, time) pairs cannot run together.
         hasher.update(b"\n");
         hasher.update(intended_at.as_bytes());
-        let hash = hasher.finalize();
-        let mut text = String::with_capacity(2 * KEPT);
-        for byte in &hash.as_bytes()[..KEPT] {
-            text.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
-            text.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
-        }
-        text
+        let mut tag = [0u8; KEPT];
+        tag.copy_from_slice(&hasher.finalize().as_bytes()[..KEPT]);
+        tag
     }
 
     /// Whether the headers carry this run's signature of their own id and
@@ -66,7 +74,12 @@ impl Signer {
         ) else {
             return false;
         };
-        self.sign(id.as_str(), intended.as_str()) == signature.as_str()
+        let tag = self.tag(id.as_str(), intended.as_str());
+        let given = signature.as_str().as_bytes();
+        given.len() == 2 * KEPT
+            && given.chunks_exact(2).zip(tag).all(|(pair, byte)| {
+                pair[0] == HEX[usize::from(byte >> 4)] && pair[1] == HEX[usize::from(byte & 0xf)]
+            })
     }
 }
 

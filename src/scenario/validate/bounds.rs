@@ -53,7 +53,13 @@ fn number(key: &str, value: f64, min: f64, max: f64, unit: &str) -> Check {
     require(
         value.is_finite() && value >= min && value <= max,
         key,
-        || format!("{value} is out of range: use {min} to {max}{unit}"),
+        || {
+            if min > 0.0 && value <= 0.0 {
+                format!("{value}: must be above 0{unit} (from {min} to {max})")
+            } else {
+                format!("{value} is out of range: use {min} to {max}{unit}")
+            }
+        },
     )
 }
 
