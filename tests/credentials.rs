@@ -6,31 +6,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::cli::{harness, text};
 use common::ConfiguredServer;
 
 const PASSWORD: &str = "s3cret-Pa55";
 const TOKEN: &str = "s3cr3t-T0ken";
-
-fn harness() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
-    command
-        .env_remove("HARNESS_NATS_URL")
-        .env_remove("HARNESS_LOG")
-        .env("CI", "true")
-        .env("HARNESS_METRICS_ADDR", "off");
-    command
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 fn password_server() -> ConfiguredServer {
     ConfiguredServer::start(&format!(

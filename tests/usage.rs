@@ -6,27 +6,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn harness() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
-    command
-        .env_remove("HARNESS_NATS_URL")
-        .env_remove("HARNESS_LOG")
-        .env_remove("NO_COLOR")
-        .env("CI", "true")
-        .env("HARNESS_METRICS_ADDR", "off");
-    command
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use common::cli::{harness, text};
 
 fn scenario(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("s.toml");

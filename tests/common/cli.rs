@@ -4,11 +4,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-/// `harness`, with no URL from the environment, CI output and no metrics.
+/// `harness`, with no URL, log filter or colour choice from the
+/// environment, CI output and no metrics.
 pub fn harness() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
     command
         .env_remove("HARNESS_NATS_URL")
+        .env_remove("HARNESS_LOG")
+        .env_remove("NO_COLOR")
         .env("CI", "true")
         .env("HARNESS_METRICS_ADDR", "off");
     command
