@@ -1,6 +1,7 @@
 //! The command line: `harness run` and `harness validate`, their flags and
 //! the environment variables that stand in for them in CI.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -134,7 +135,7 @@ pub async fn execute(cli: Cli, signals: Signals) -> i32 {
         Command::Run(args) => match run_scenario(*args, signals).await {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("error: {e}");
+                say_error(&format!("error: {e}"));
                 e.exit_code()
             }
         },
@@ -213,6 +214,12 @@ fn run_id(given: Option<&str>) -> Result<String, HarnessError> {
     }
 }
 
+/// A line on stderr; a closed stderr is no reason to fail (`eprintln!`
+/// would panic).
+fn say_error(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// Every output path, checked before the run so that a typo costs seconds,
 /// not a whole run (exit 2).
 fn check_outputs(args: &RunArgs) -> Result<(), HarnessError> {
@@ -257,9 +264,9 @@ async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessErr
         },
     };
     let (report, telemetry) = run::run_with_telemetry(config, signals.clone()).await?;
-    print!("{}", summary::render(&report));
-    // Each report is written even if another cannot be; the exit code stays
-    // the verdict's, and each failure is said on stderr.
+    // The files first: after a hangup the terminal is gone, and what is
+    // said there may be lost, but the reports must not be.
+    let mut said = Vec::new();
     type Writer = fn(&crate::report::Report, &Path) -> std::io::Result<()>;
     let outputs: [(&Option<PathBuf>, Writer); 2] = [
         (&args.report_json, crate::report::Report::write_json),
@@ -268,10 +275,22 @@ async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessErr
     for (path, write) in outputs {
         let Some(path) = path else { continue };
         match write(&report, path) {
-            Ok(()) => println!("  report: {}", path.display()),
-            Err(e) => eprintln!("error: cannot write {}: {e}", path.display()),
+            Ok(()) => said.push(format!("  report: {}", path.display())),
+            Err(e) => {
+                // An earlier run's file there must not pass for this one's.
+                let _ = std::fs::remove_file(path);
+                say_error(&format!("error: cannot write {}: {e}", path.display()));
+            }
         }
     }
+    // Each report is written even if another cannot be; the exit code stays
+    // the verdict's. A closed stdout (a hangup, `| head`) is no error.
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{}", summary::render(&report));
+    for line in said {
+        let _ = writeln!(out, "{line}");
+    }
+    drop(out);
     telemetry.linger(&signals).await;
     Ok(report.exit_code())
 }

@@ -60,14 +60,18 @@ impl HarnessError {
     }
 }
 
-/// Checks that the scenario's events fit the server's `max_payload` (from
-/// its INFO), headers included.
+/// Checks that the scenario's events, and their dead-lettered copies, fit
+/// the server's `max_payload` (from its INFO), headers included.
 pub fn check_max_payload(
-    payload: &crate::scenario::Payload,
+    scenario: &crate::scenario::Scenario,
     run_id: &str,
     max_payload: usize,
 ) -> Result<(), HarnessError> {
-    let message = crate::event::largest_message(payload, run_id);
+    let payload = &scenario.load.payload;
+    let event = crate::event::largest_message(payload, run_id);
+    let copy = crate::consumer::largest_copy_headers(scenario, run_id)
+        + crate::event::largest_body(payload, run_id);
+    let message = event.max(copy);
     if message <= max_payload {
         return Ok(());
     }
@@ -83,15 +87,16 @@ pub fn check_max_payload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{ByteSize, Payload};
+    use crate::scenario::ByteSize;
 
     #[test]
     fn a_payload_above_max_payload_is_a_usage_error_naming_both_sizes() {
-        let payload = Payload {
-            size: ByteSize(8192),
-            ..Payload::default()
-        };
-        let e = check_max_payload(&payload, "r1", 4096).unwrap_err();
+        let mut s = crate::scenario::parse(
+            "[load]\nrate = 1\nduration = \"1s\"\n[load.payload]\nsize = 8192\n",
+            std::path::Path::new("s.toml"),
+        )
+        .unwrap();
+        let e = check_max_payload(&s, "r1", 4096).unwrap_err();
         assert_eq!(e.exit_code(), exit::USAGE);
         let text = e.to_string();
         assert!(
@@ -101,15 +106,12 @@ mod tests {
         let HarnessError::PayloadAboveMaxPayload { fits, .. } = e else {
             unreachable!()
         };
-        let just_fits = Payload {
-            size: ByteSize(fits as u64),
-            ..payload.clone()
-        };
-        assert!(check_max_payload(&just_fits, "r1", 4096).is_ok(), "{fits}");
-        let one_more = Payload {
-            size: ByteSize(fits as u64 + 1),
-            ..payload
-        };
-        assert!(check_max_payload(&one_more, "r1", 4096).is_err());
+        s.load.payload.size = ByteSize(fits as u64);
+        assert!(check_max_payload(&s, "r1", 4096).is_ok(), "{fits}");
+        // The dead-lettered copy's headers are the longer: it decides.
+        let event = crate::event::largest_message(&s.load.payload, "r1");
+        assert!(event < 4096, "{event}");
+        s.load.payload.size = ByteSize(fits as u64 + 1);
+        assert!(check_max_payload(&s, "r1", 4096).is_err());
     }
 }

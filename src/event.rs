@@ -6,7 +6,7 @@
 //! nanoseconds), so end-to-end latency is measured from the schedule, not
 //! from whenever the publisher got round to sending.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -28,6 +28,9 @@ pub const DLQ_STREAM_SEQ: &str = "Harness-Stream-Sequence";
 pub const DLQ_DELIVERIES: &str = "Harness-Deliveries";
 pub const DLQ_REASON: &str = "Harness-Reason";
 pub const DLQ_EVENT_ID: &str = "Harness-Event-Id";
+/// On a dead-lettered copy of a message that is not one of the run's
+/// events: the id it carried (garbage, a forged or foreign copy).
+pub const DLQ_CLAIMED_ID: &str = "Harness-Claimed-Id";
 
 pub fn unix_nanos(at: SystemTime) -> u128 {
     at.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
@@ -48,19 +51,32 @@ pub fn headers(event_id: &str, intended_at: SystemTime, signer: &Signer) -> Head
 /// (`NATS/1.0`, one `Name: value` line each, a blank line), built for the
 /// longest event id the run can have.
 pub fn largest_message(payload: &Payload, run_id: &str) -> usize {
-    use rand::SeedableRng;
     let event_id = format!("{run_id}-{}", u64::MAX);
     let at = SystemTime::now();
-    let header_lines: usize = headers(&event_id, at, &Signer::random())
+    wire_headers(&headers(&event_id, at, &Signer::random())) + largest_body(payload, run_id)
+}
+
+/// The longest payload an event of the run can have.
+pub fn largest_body(payload: &Payload, run_id: &str) -> usize {
+    use rand::SeedableRng;
+    let event_id = format!("{run_id}-{}", u64::MAX);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    PayloadBuilder::new(payload)
+        .build(&event_id, u64::MAX, SystemTime::now(), &mut rng)
+        .len()
+}
+
+/// Headers as the wire carries them: `NATS/1.0`, one `Name: value` line
+/// each, a blank line.
+pub fn wire_headers(headers: &HeaderMap) -> usize {
+    let lines: usize = headers
         .iter()
         .flat_map(|(name, values)| values.iter().map(move |v| (name, v)))
         .map(|(name, value)| {
             AsRef::<str>::as_ref(name).len() + ": ".len() + value.as_str().len() + 2
         })
         .sum();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let body = PayloadBuilder::new(payload).build(&event_id, u64::MAX, at, &mut rng);
-    "NATS/1.0\r\n".len() + header_lines + "\r\n".len() + body.len()
+    "NATS/1.0\r\n".len() + lines + "\r\n".len()
 }
 
 /// Builds payloads of the scenario's kind and size.
@@ -160,22 +176,45 @@ pub fn intended_at(headers: Option<&HeaderMap>) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))
 }
 
-/// Time since the intended send, if that lies within `[run_start, now]`:
-/// an intended time outside the run (a clock that jumped, a copy from
-/// elsewhere) says nothing about this run's latency. `Err` for such a time,
-/// `Ok(None)` for no usable header.
+/// One moment on both clocks: the wall clock that headers carry and the
+/// monotonic one that measures.
+#[derive(Debug, Clone, Copy)]
+pub struct Moment {
+    pub wall: SystemTime,
+    pub instant: Instant,
+}
+
+impl Moment {
+    pub fn now() -> Moment {
+        Moment {
+            wall: SystemTime::now(),
+            instant: Instant::now(),
+        }
+    }
+}
+
+/// Time since the intended send, if that lies within the run, from `start`
+/// to `now`. The header's wall time is placed on the monotonic clock
+/// through `start`, so a wall clock stepped during the run (NTP) shifts
+/// nothing. An intended time outside the run (before it, or not yet come)
+/// says nothing about this run's latency: `Err` with that time. `Ok(None)`
+/// for no usable header.
 pub fn since_intended(
     headers: Option<&HeaderMap>,
-    run_start: SystemTime,
-    now: SystemTime,
+    start: Moment,
+    now: Instant,
 ) -> Result<Option<Duration>, SystemTime> {
     let Some(intended) = intended_at(headers) else {
         return Ok(None);
     };
-    if intended < run_start || intended > now {
+    let Ok(into_run) = intended.duration_since(start.wall) else {
+        return Err(intended);
+    };
+    let elapsed = now.saturating_duration_since(start.instant);
+    if into_run > elapsed {
         return Err(intended);
     }
-    Ok(now.duration_since(intended).ok())
+    Ok(Some(elapsed - into_run))
 }
 
 #[cfg(test)]
@@ -239,17 +278,25 @@ mod tests {
 
     #[test]
     fn headers_carry_id_and_intended_time() {
-        let intended = SystemTime::now() - Duration::from_millis(250);
-        let start = intended - Duration::from_secs(1);
+        let start = Moment::now();
+        let intended = start.wall + Duration::from_secs(1);
         let headers = headers("r-3", intended, &Signer::random());
         assert_eq!(event_id(Some(&headers)), Some("r-3"));
-        let age = since_intended(Some(&headers), start, intended + Duration::from_millis(250));
+        let now = start.instant + Duration::from_millis(1250);
+        let age = since_intended(Some(&headers), start, now);
         assert_eq!(age, Ok(Some(Duration::from_millis(250))));
         assert_eq!(event_id(None), None);
-        assert_eq!(since_intended(None, start, intended), Ok(None));
-        // Before the run, or in the future: left out.
-        let late_start = intended + Duration::from_secs(1);
-        assert!(since_intended(Some(&headers), late_start, late_start).is_err());
-        assert!(since_intended(Some(&headers), start, start).is_err());
+        assert_eq!(since_intended(None, start, now), Ok(None));
+        // Not yet come, or before the run: left out.
+        let early = start.instant + Duration::from_millis(500);
+        assert!(since_intended(Some(&headers), start, early).is_err());
+        let later_start = Moment {
+            wall: intended + Duration::from_secs(1),
+            instant: start.instant,
+        };
+        assert!(since_intended(Some(&headers), later_start, now).is_err());
+        // A wall clock stepped back an hour after the start changes nothing:
+        // only the start's wall time is read.
+        assert_eq!(since_intended(Some(&headers), start, now), age);
     }
 }

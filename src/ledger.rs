@@ -176,7 +176,7 @@ pub struct Ledger {
     pub signer: crate::event::Signer,
     /// When the books opened, before the first event: no intended send
     /// time of this run lies earlier.
-    pub opened: std::time::SystemTime,
+    pub opened: crate::event::Moment,
 }
 
 impl Ledger {
@@ -186,7 +186,7 @@ impl Ledger {
             inner: Mutex::default(),
             live: Live::default(),
             signer: crate::event::Signer::random(),
-            opened: std::time::SystemTime::now(),
+            opened: crate::event::Moment::now(),
         }
     }
 

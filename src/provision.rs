@@ -157,7 +157,7 @@ fn stream_differences(have: &stream::Config, want: &stream::Config) -> Vec<Strin
 
 fn consumer_differences(have: &pull::Config, want: &pull::Config) -> Vec<String> {
     Differences::default()
-        .check("ack_wait", have.ack_wait, want.ack_wait)
+        .check("ack_wait", have.ack_wait, kept_ack_wait(want))
         .check("max_deliver", have.max_deliver, want.max_deliver)
         .check("backoff", &have.backoff, &want.backoff)
         .check(
@@ -167,6 +167,12 @@ fn consumer_differences(have: &pull::Config, want: &pull::Config) -> Vec<String>
         )
         .check("filter_subject", &have.filter_subject, &want.filter_subject)
         .0
+}
+
+/// The ack wait as the server keeps it: with a redelivery backoff, the
+/// first backoff step takes its place.
+fn kept_ack_wait(config: &pull::Config) -> std::time::Duration {
+    config.backoff.first().copied().unwrap_or(config.ack_wait)
 }
 
 /// Creates what is missing, checks what exists, recreates on request.
@@ -372,4 +378,31 @@ async fn holds(stream: &stream::Stream, seq: u64, id: &str) -> Result<bool, Stri
     Err(format!(
         "cannot tell whether stream sequence {seq} is still stored"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_compared_as_the_server_keeps_them() {
+        let s = crate::scenario::parse(
+            "[load]\nrate = 1\nduration = \"1s\"\n[consumer]\nbackoff = [\"2s\", \"5s\"]\n",
+            std::path::Path::new("s.toml"),
+        )
+        .unwrap();
+        let want = consumer_config(&s);
+        let mut kept = want.clone();
+        kept.ack_wait = std::time::Duration::from_secs(2);
+        assert!(consumer_differences(&kept, &want).is_empty());
+        let want = dead_letter_config(&s);
+        let mut kept = want.clone();
+        (kept.max_messages, kept.max_bytes) = (-1, -1);
+        assert!(stream_differences(&kept, &want).is_empty());
+        kept.max_bytes = 1 << 30;
+        assert_eq!(
+            stream_differences(&kept, &want),
+            ["max_bytes: 1073741824 → -1"]
+        );
+    }
 }

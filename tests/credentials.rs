@@ -104,6 +104,42 @@ fn everything(output: &Output, dir: &Path) -> String {
     all
 }
 
+/// A URL without a scheme is read as nats://; its login is used and hidden
+/// all the same, in a failing connection's error too.
+#[test]
+fn a_login_in_a_url_without_a_scheme_logs_in_and_stays_hidden() {
+    let server = password_server();
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(dir.path(), "");
+    let url = format!("alice:{PASSWORD}@127.0.0.1:{}", server.port());
+    let reports = dir.path().to_str().unwrap();
+    let output = run(
+        &file,
+        &url,
+        &[
+            "--log-level",
+            "debug",
+            "--report-json",
+            &format!("{reports}/report.json"),
+            "--report-junit",
+            &format!("{reports}/report.xml"),
+            "--metrics-out",
+            &format!("{reports}/metrics.prom"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let all = everything(&output, dir.path());
+    assert!(!all.contains(PASSWORD), "the password leaked:\n{all}");
+    assert!(all.contains("***@127.0.0.1"), "{all}");
+    let unreachable = run(&file, &format!("alice:{PASSWORD}@127.0.0.1:1"), &[]);
+    assert_eq!(unreachable.status.code(), Some(3), "{}", text(&unreachable));
+    assert!(
+        !text(&unreachable).contains(PASSWORD),
+        "{}",
+        text(&unreachable)
+    );
+}
+
 /// The secret, given in the URL (debug) or in the scenario (trace), never
 /// shows in stderr, stdout, the JSON and JUnit reports or the metrics
 /// file, in text or JSON logs; the report's copy of the scenario masks it.

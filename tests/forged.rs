@@ -17,7 +17,7 @@ const SCENARIO: &str = r#"
 name = "FORGED"
 subjects = ["forged.>"]
 storage = "memory"
-duplicate_window = "2s"
+duplicate_window = "3s"
 [load]
 subject = "forged.events"
 rate = 20
@@ -57,12 +57,13 @@ async fn forged_copies_of_ids_do_not_rewrite_the_books() {
         }
     })
     .await;
-    // ...ids of events due a second in are taken first, within the window,
-    for seq in 20..30 {
+    // ...ids of events due 2 s in are taken first, well within the window
+    // (3 s) and well before they are due on a slow machine,
+    for seq in 40..50 {
         forge(&js, seq).await;
     }
     // and the first five are sent again once the duplicate window is past.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     for seq in 0..5 {
         forge(&js, seq).await;
     }

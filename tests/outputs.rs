@@ -90,3 +90,27 @@ async fn one_report_failing_leaves_the_others_and_the_verdict() {
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("<testsuite"), "{xml}");
 }
+
+/// A terminal that hung up, or `harness run ... | head -1`: stdout is
+/// closed when the summary is printed. The reports are written all the
+/// same, and the exit code is the verdict's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_loses_no_report() {
+    let server = NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "s.toml", SHORT);
+    let report = dir.path().join("report.json");
+    let mut child = harness()
+        .args(["run", file.to_str().unwrap(), "--nats-url", &server.url()])
+        .arg("--report-json")
+        .arg(&report)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = wait_exit(child, Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["passed"], true);
+}

@@ -113,6 +113,8 @@ rate = 20
 duration = "1s"
 [consumer]
 durable = "reuse"
+# The server keeps the first step as the ack wait: still no conflict.
+backoff = ["5s", "10s"]
 dead_letter_subject = "reuse_dlq.events"
 dead_letter_stream = "REUSE_DLQ"
 [consumer.processing]

@@ -65,7 +65,12 @@ async fn exhausted(
             return;
         }
     };
-    let event = event::event_id(Some(&message.headers)).and_then(|id| ledger.parse_event_id(id));
+    // As for a delivery: only a copy signed by this run is one of its events;
+    // a forged one that ran out of deliveries is dead-lettered as itself.
+    let event = event::event_id(Some(&message.headers))
+        .and_then(|id| ledger.parse_event_id(id))
+        .filter(|&s| ledger.is_scheduled(s))
+        .filter(|_| ledger.signer.verify(Some(&message.headers)));
     let original = Original {
         subject: message.subject.as_str(),
         headers: Some(&message.headers),

@@ -25,6 +25,67 @@ pub struct Original<'a> {
     pub deliveries: i64,
 }
 
+/// The headers of a dead-lettered copy. `is_event`: the original is a
+/// signed event of this run.
+fn copy_headers(
+    run_id: &str,
+    stream: &str,
+    original: &Original<'_>,
+    reason: &str,
+    is_event: bool,
+) -> HeaderMap {
+    let mut copy = HeaderMap::new();
+    // The run in the id: a rerun on a recreated stream numbers its messages
+    // from 1 again, and its copies must not be deduplicated against an
+    // earlier run's.
+    let id = format!("dlq-{run_id}-{stream}-{}", original.stream_seq);
+    copy.insert(event::MSG_ID, id.as_str());
+    copy.insert(event::DLQ_SUBJECT, original.subject);
+    copy.insert(
+        event::DLQ_STREAM_SEQ,
+        original.stream_seq.to_string().as_str(),
+    );
+    copy.insert(
+        event::DLQ_DELIVERIES,
+        original.deliveries.to_string().as_str(),
+    );
+    copy.insert(event::DLQ_REASON, reason);
+    if let Some(id) = event::event_id(original.headers) {
+        // Only a signed event of this run is named as the event; any other
+        // id is only what the message claimed.
+        let header = if is_event {
+            event::DLQ_EVENT_ID
+        } else {
+            event::DLQ_CLAIMED_ID
+        };
+        copy.insert(header, id);
+    }
+    copy
+}
+
+/// The most header bytes a dead-lettered copy of one of the run's events
+/// carries on the wire: it must fit `max_payload` as the event does.
+pub fn largest_copy_headers(scenario: &Scenario, run_id: &str) -> usize {
+    let mut original_headers = HeaderMap::new();
+    original_headers.insert(event::MSG_ID, format!("{run_id}-{}", u64::MAX).as_str());
+    let original = Original {
+        subject: &scenario.load.subject,
+        headers: Some(&original_headers),
+        payload: Bytes::new(),
+        stream_seq: u64::MAX,
+        deliveries: i64::MAX,
+    };
+    let longest_reason = "max_deliveries";
+    let copy = copy_headers(
+        run_id,
+        &scenario.stream.name,
+        &original,
+        longest_reason,
+        true,
+    );
+    event::wire_headers(&copy)
+}
+
 pub struct DeadLetters {
     js: Context,
     subject: String,
@@ -59,21 +120,13 @@ impl DeadLetters {
         reason: &str,
     ) -> Result<(), String> {
         let stream_seq = original.stream_seq;
-        let mut copy = HeaderMap::new();
-        copy.insert(
-            event::MSG_ID,
-            format!("dlq-{}-{stream_seq}", self.stream).as_str(),
+        let copy = copy_headers(
+            self.ledger.run_id(),
+            &self.stream,
+            &original,
+            reason,
+            event.is_some(),
         );
-        copy.insert(event::DLQ_SUBJECT, original.subject);
-        copy.insert(event::DLQ_STREAM_SEQ, stream_seq.to_string().as_str());
-        copy.insert(
-            event::DLQ_DELIVERIES,
-            original.deliveries.to_string().as_str(),
-        );
-        copy.insert(event::DLQ_REASON, reason);
-        if let Some(id) = event::event_id(original.headers) {
-            copy.insert(event::DLQ_EVENT_ID, id);
-        }
         let message = PublishMessage::build()
             .payload(original.payload)
             .headers(copy);

@@ -18,7 +18,7 @@ mod dead_letter;
 pub mod simulate;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Context, Message};
@@ -28,7 +28,7 @@ use rand::SeedableRng;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use dead_letter::DeadLetters;
+pub use dead_letter::{largest_copy_headers, DeadLetters};
 
 use crate::event;
 use crate::ledger::{Ledger, Live};
@@ -146,7 +146,7 @@ impl Workers {
     }
 
     async fn handle(&self, message: Message, rng: &mut StdRng, life: &CancellationToken) {
-        let received = SystemTime::now();
+        let received = Instant::now();
         let _busy = self.control.handling();
         let (stream_seq, deliveries) = match message.info() {
             Ok(info) => (info.stream_sequence, info.delivered),

@@ -248,7 +248,7 @@ impl Experiment {
         )
         .await?;
         crate::error::check_max_payload(
-            &s.load.payload,
+            s,
             &config.run_id,
             publisher_client.server_info().max_payload,
         )?;

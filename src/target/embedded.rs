@@ -16,7 +16,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tempfile::TempDir;
 use tokio::time::Instant;
 
 use super::TargetError;
@@ -259,7 +258,7 @@ pub struct EmbeddedCluster {
     binary: PathBuf,
     nodes: Vec<Node>,
     // Declared last: dropped after `Drop::drop` has killed every process.
-    dir: TempDir,
+    dir: scratch::Scratch,
 }
 
 impl EmbeddedCluster {
@@ -307,7 +306,7 @@ impl EmbeddedCluster {
             dir,
         };
         for (i, node_ports) in ports.iter().enumerate() {
-            let node = Node::new(cluster.dir.path().join(format!("n{}", i + 1)), *node_ports);
+            let node = Node::new(cluster.dir().join(format!("n{}", i + 1)), *node_ports);
             fs::create_dir_all(&node.store_dir)
                 .and_then(|()| {
                     fs::write(
@@ -347,7 +346,7 @@ impl EmbeddedCluster {
 
     /// The temporary folder holding every node's config, log and store.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.dir.dir.path()
     }
 
     /// The JetStream store of `node`. Panics if `node` is out of range.

@@ -187,11 +187,14 @@ pub fn secrets(target: &Target) -> Vec<String> {
 /// The URL without a password or token, for messages and reports.
 pub fn redact(url: &str) -> String {
     url.split(',')
-        .map(|one| match (one.find("://"), one.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                format!("{}***{}", &one[..scheme + 3], &one[at..])
+        .map(|one| {
+            // Without a scheme (`user:pass@host:4222`, which the client
+            // reads as nats://), the userinfo starts the address.
+            let start = one.find("://").map_or(0, |scheme| scheme + 3);
+            match one.rfind('@') {
+                Some(at) if at >= start => format!("{}***{}", &one[..start], &one[at..]),
+                _ => one.to_string(),
             }
-            _ => one.to_string(),
         })
         .collect::<Vec<_>>()
         .join(",")
@@ -209,5 +212,7 @@ mod tests {
             "nats://host:4222,tls://***@h2:4223"
         );
         assert_eq!(redact("nats://host:4222"), "nats://host:4222");
+        assert_eq!(redact("alice:s3cret@host:4222"), "***@host:4222");
+        assert_eq!(redact("t0k@h1:1,h2:2"), "***@h1:1,h2:2");
     }
 }

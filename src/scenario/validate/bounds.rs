@@ -20,8 +20,9 @@ pub const YEAR: Duration = Duration::from_secs(366 * 86_400);
 pub const MAX_RATE: f64 = 10_000_000.0;
 /// Events per second, the least a constant rate may ask for (one every 11.6 days).
 pub const MIN_RATE: f64 = 1e-6;
-/// Events in one run: the ledger keeps a byte for each.
-pub const MAX_EVENTS: f64 = 4_000_000_000.0;
+/// Events in one run: the ledger keeps a byte for each, so a gigabyte at
+/// most (a day at 10,000 events/s is 864 million).
+pub const MAX_EVENTS: f64 = 1_000_000_000.0;
 /// Phases, steps of one step phase, faults, consumer backoff steps.
 const MAX_PHASES: usize = 1_000;
 const MAX_STEPS: u32 = 10_000;
