@@ -9,6 +9,7 @@
 mod alongside;
 mod drain;
 mod live;
+mod setup;
 mod telemetry;
 mod verdict;
 
@@ -17,24 +18,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_nats::jetstream::consumer::PullConsumer;
-use async_nats::jetstream::{self, context::ContextBuilder};
 use async_nats::Client;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::consumer::{advisory, DeadLetters, Workers};
+use crate::consumer::DeadLetters;
 use crate::error::HarnessError;
 use crate::ledger::Ledger;
 use crate::progress::{self, Progress};
-use crate::provision::{self, Provisioned};
+use crate::provision::Provisioned;
 use crate::publisher::{Publisher, Start};
 use crate::recovery::Tracker;
 use crate::report::Report;
 use crate::scenario::Scenario;
 use crate::schedule::{Profile, Schedule};
 use crate::stats::Stats;
-use crate::target::{self, embedded::EmbeddedCluster, proxy::Proxy, ConnectionState};
+use crate::target::{proxy::Proxy, ConnectionState};
+use setup::{prepare, SharedCluster};
 
 pub use live::LiveFigures;
 use live::RateMeter;
@@ -146,238 +147,7 @@ pub async fn run_with_telemetry(
     Ok(finished)
 }
 
-type SharedCluster = Arc<tokio::sync::Mutex<EmbeddedCluster>>;
-
-/// Everything before the load: metrics, the target, the proxy, clients,
-/// provisioning. Dropped halfway (a signal), it stops what it started.
-async fn prepare(
-    config: RunConfig,
-    signals: Signals,
-) -> Result<(Experiment, Option<SharedCluster>), HarnessError> {
-    let telemetry = Telemetry::start(
-        &config.name,
-        &config.run_id,
-        &config.file.display().to_string(),
-        &config.metrics,
-    )?;
-    let s = &config.scenario;
-    let mut cluster = None;
-    let url = match &s.target.url {
-        Some(url) => url.clone(),
-        None => {
-            let started = EmbeddedCluster::start(s.target.nodes).await?;
-            let url = started.url();
-            tracing::info!(%url, nodes = s.target.nodes, "embedded nats-server ready");
-            cluster = Some(Arc::new(tokio::sync::Mutex::new(started)));
-            url
-        }
-    };
-    // Network faults act on a proxy between the clients under test and the
-    // server(s); foreign input still goes straight to the server.
-    let proxy = if s.faults.iter().any(|f| f.kind.on_network()) {
-        let proxy = Proxy::start(&url)
-            .await
-            .map_err(|e| target::TargetError::Connect {
-                url: target::redact(&url),
-                message: format!("cannot start the network-fault proxy: {e}"),
-            })?;
-        tracing::info!(proxy = %target::redact(proxy.url()), "network faults go through the proxy");
-        Some(Arc::new(proxy))
-    } else {
-        None
-    };
-    let target = crate::report::TargetInfo {
-        url: target::redact(&url),
-        embedded: cluster.is_some(),
-        nodes: if cluster.is_some() { s.target.nodes } else { 0 },
-        proxy: proxy.as_ref().map(|p| crate::report::ProxyInfo {
-            url: target::redact(p.url()),
-            dropped_bytes: 0,
-            resets: 0,
-        }),
-    };
-    let endpoints = Endpoints {
-        server: url.clone(),
-        clients: proxy.as_ref().map(|p| p.url().to_string()),
-    };
-    let mut experiment = Experiment::set_up(config, signals, &endpoints, target, telemetry).await?;
-    experiment.cluster = cluster.clone();
-    experiment.proxy = proxy;
-    Ok((experiment, cluster))
-}
-
-/// Where the clients connect.
-struct Endpoints {
-    /// The server(s) themselves.
-    server: String,
-    /// The proxy's URL, when the publisher and consumer go through one.
-    clients: Option<String>,
-}
-
-impl Endpoints {
-    /// The URL for the publisher and the consumer, and whether they must
-    /// stick to it (not wander off to servers the cluster advertises).
-    fn under_test(&self) -> (&str, bool) {
-        match &self.clients {
-            Some(proxy) => (proxy, true),
-            None => (&self.server, false),
-        }
-    }
-}
-
 impl Experiment {
-    async fn set_up(
-        config: RunConfig,
-        signals: Signals,
-        endpoints: &Endpoints,
-        target: crate::report::TargetInfo,
-        telemetry: Telemetry,
-    ) -> Result<Experiment, HarnessError> {
-        let s = &config.scenario;
-        let connections = [
-            Arc::new(ConnectionState::default()),
-            Arc::new(ConnectionState::default()),
-        ];
-        let (url, pinned) = endpoints.under_test();
-        let publisher_client = target::connect(
-            &s.target,
-            url,
-            "harness-publisher",
-            pinned,
-            connections[0].clone(),
-        )
-        .await?;
-        crate::error::check_max_payload(
-            s,
-            &config.run_id,
-            publisher_client.server_info().max_payload,
-        )?;
-        let consumer_client = target::connect(
-            &s.target,
-            url,
-            "harness-consumer",
-            pinned,
-            connections[1].clone(),
-        )
-        .await?;
-        let js_publish = ContextBuilder::new()
-            .timeout(s.publish.timeout)
-            .max_ack_inflight(s.load.max_in_flight + 64)
-            .build(publisher_client.clone());
-        let provisioned = provision::provision(&js_publish, s).await?;
-        refuse_reused_run_id(&provisioned, s, &config.run_id).await?;
-        let js_consume = jetstream::new(consumer_client.clone());
-        let consumer: PullConsumer = js_consume
-            .get_consumer_from_stream(&s.consumer.durable, &s.stream.name)
-            .await
-            .map_err(|e| provision::ProvisionError::Api {
-                what: format!("consumer `{}`", s.consumer.durable),
-                message: e.to_string(),
-            })?;
-        let ledger = Arc::new(Ledger::new(config.run_id.clone()));
-        let panics = crate::panics::Panics::default();
-        // Recovery after faults is judged on recent end-to-end latencies.
-        let stats = telemetry.stats();
-        let stats = Arc::new(if s.faults.is_empty() {
-            stats
-        } else {
-            stats.keeping_recent()
-        });
-        let worker_stop = CancellationToken::new();
-        let workers = Workers::new(
-            consumer.clone(),
-            js_consume,
-            s,
-            ledger.clone(),
-            stats.clone(),
-            worker_stop.clone(),
-        );
-        let dead_letters = workers.dead_letters();
-        let consumer_control = workers.control();
-        let garbage_client = match s.load.garbage {
-            Some(_) => {
-                let state = Arc::new(ConnectionState::default());
-                let client = target::connect(
-                    &s.target,
-                    &endpoints.server,
-                    "harness-garbage",
-                    false,
-                    state.clone(),
-                )
-                .await?;
-                Some((client, state))
-            }
-            None => None,
-        };
-        let tracker = TaskTracker::new();
-        let stream_consumer = js_publish_stream(&provisioned);
-        let watcher = advisory::watch(
-            &consumer_client,
-            stream_consumer,
-            &s.consumer.durable,
-            ledger.clone(),
-            dead_letters.clone(),
-            worker_stop.clone(),
-        )
-        .await
-        .map_err(|message| provision::ProvisionError::Api {
-            what: "the MAX_DELIVERIES advisory subscription".into(),
-            message,
-        })?;
-        let watcher_panics = panics.clone();
-        tracker.spawn(async move {
-            watcher_panics.joined("advisory watcher", watcher.await);
-        });
-        workers.spawn(&tracker, config.seed, &panics);
-        let publish_stop = CancellationToken::new();
-        let publisher = Arc::new(Publisher::new(
-            js_publish,
-            s,
-            ledger.clone(),
-            stats.clone(),
-            config.seed,
-            publish_stop.clone(),
-            panics.clone(),
-        ));
-        let criteria = verdict::every_criterion(&config.scenario.criteria);
-        let recovery = Arc::new(std::sync::Mutex::new(Tracker::new(
-            s.recovery.clone(),
-            s.faults.len(),
-        )));
-        Ok(Experiment {
-            profile: Profile::from_load(&s.load),
-            config,
-            signals,
-            ledger,
-            stats,
-            publisher_client,
-            consumer_client,
-            provisioned,
-            consumer,
-            dead_letters,
-            publisher,
-            publish_stop,
-            worker_stop,
-            workers: tracker,
-            connections,
-            telemetry,
-            criteria,
-            recovery,
-            cluster: None,
-            proxy: None,
-            consumer_control,
-            garbage_client,
-            garbage_sent: Arc::default(),
-            panics,
-            target,
-            started_at: SystemTime::now(),
-            start: Start {
-                instant: Instant::now(),
-                wall: SystemTime::now(),
-            },
-        })
-    }
-
     async fn execute(mut self) -> (Report, Telemetry) {
         let mut progress = Progress::new(self.config.progress, self.profile.duration());
         self.started_at = SystemTime::now();
@@ -487,34 +257,4 @@ impl Experiment {
         }
         ending
     }
-}
-
-/// A run id used within the stream's duplicate window would have every
-/// event dropped as a duplicate of the earlier run's: refuse it (exit 2).
-async fn refuse_reused_run_id(
-    provisioned: &Provisioned,
-    s: &Scenario,
-    run_id: &str,
-) -> Result<(), HarnessError> {
-    let window = s.stream.duplicate_window;
-    match provision::run_id_in_use(&provisioned.stream, &s.load.subject, run_id, window).await {
-        Ok(None) => Ok(()),
-        Ok(Some(age)) => Err(HarnessError::Usage(format!(
-            "run id `{run_id}` was used on stream `{}` {} ago, within its duplicate window of {}: \
-             the stream would drop this run's events as duplicates of that run's; \
-             give another --run-id (or none, for a random one), or wait {}",
-            s.stream.name,
-            humantime::format_duration(Duration::from_secs(age.as_secs())),
-            humantime::format_duration(window),
-            humantime::format_duration(Duration::from_secs((window - age).as_secs() + 1)),
-        ))),
-        Err(message) => {
-            tracing::warn!(%message, "cannot tell whether the run id was used before");
-            Ok(())
-        }
-    }
-}
-
-fn js_publish_stream(provisioned: &Provisioned) -> jetstream::stream::Stream {
-    provisioned.stream.clone()
 }
