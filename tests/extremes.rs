@@ -424,8 +424,11 @@ async fn the_accepted_extremes_run() {
     assert!(c.invariants_hold(), "{:?}", c.invariants);
     assert_eq!((c.lost, c.pending), (0, 0), "{c:?}");
     assert_eq!(c.processed + c.dead_lettered, 40, "{c:?}");
+    // Sent one at a time with its ack awaited, garbage reaches its highest
+    // rate only on a quiet machine; what matters is that it runs at all
+    // (a zero period used to panic the task, and the run passed with none).
     assert!(
-        report.garbage_sent > 100,
+        report.garbage_sent >= 10,
         "garbage at its highest rate: {}",
         report.garbage_sent
     );
