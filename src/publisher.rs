@@ -9,9 +9,10 @@
 //! Why events fail is told at warn, grouped by cause ([`failures`]).
 
 mod failures;
+mod pace;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use async_nats::jetstream::context::{Context, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
@@ -119,7 +120,8 @@ impl Publisher {
     /// This is the pacer, and it runs on a thread of its own (call it from
     /// `spawn_blocking`): tokio's timer ticks in whole milliseconds, while a
     /// thread's sleep wakes within tens of microseconds, and a short spin
-    /// covers the rest. Each event's publish is then a task on `runtime`.
+    /// covers the rest ([`pace`]). Each event's publish is then a task on
+    /// `runtime`.
     pub fn run_schedule(
         &self,
         schedule: Schedule,
@@ -129,9 +131,10 @@ impl Publisher {
     ) {
         let permits = Arc::new(Semaphore::new(self.max_in_flight));
         let mut rng = StdRng::seed_from_u64(self.seed);
+        let mut pacer = pace::Pacer::new();
         for (seq, offset) in schedule {
             let due = crate::clock::after(start.instant, offset);
-            if !wait_until(due, &schedule_stop) {
+            if !pacer.wait_until(due, &schedule_stop) {
                 break;
             }
             self.shared.ledger.schedule(seq);
@@ -176,32 +179,6 @@ impl Publisher {
         self.tasks.wait().await;
         for line in self.shared.failures.flush() {
             line.log();
-        }
-    }
-}
-
-/// Sleeps the thread until `due`; false if `stop` fired first. The thread
-/// sleeps in slices short enough to notice `stop` and wakes `SPIN` early:
-/// on virtual machines a sleeping thread often wakes a millisecond late,
-/// so the last stretch is spent yielding the CPU in a loop. That costs up
-/// to `SPIN` of one core per event at low rates, and buys sends that leave
-/// within microseconds of their due time.
-fn wait_until(due: Instant, stop: &CancellationToken) -> bool {
-    const SPIN: Duration = Duration::from_micros(1500);
-    const SLICE: Duration = Duration::from_millis(50);
-    loop {
-        if stop.is_cancelled() {
-            return false;
-        }
-        let now = Instant::now();
-        if now >= due {
-            return true;
-        }
-        let left = due - now;
-        if left > SPIN {
-            std::thread::sleep((left - SPIN).min(SLICE));
-        } else {
-            std::thread::yield_now();
         }
     }
 }
