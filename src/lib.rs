@@ -8,6 +8,7 @@
 //! - [`backoff`]: retry delays, exponential with jitter.
 //! - [`criteria`]: pass/fail expressions such as `publish.p99 < 500ms`.
 //! - [`ledger`]: the state of every event, a byte each, and the final accounting.
+//! - [`series`]: the run as a time series, bounded in points, with phases and faults marked.
 //! - [`stats`]: HDR histograms and live counters.
 //! - [`event`]: event ids, headers and payloads, encoded and decoded.
 //! - [`target`]: connecting to NATS, or starting embedded nats-server processes.
@@ -50,5 +51,6 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod schedule;
+pub mod series;
 pub mod stats;
 pub mod target;

@@ -55,6 +55,9 @@ pub struct Report {
     /// Garbage messages the stream acknowledged (`load.garbage`); each should
     /// show as unexpected and be dead-lettered as poison.
     pub garbage_sent: u64,
+    /// The run over time: per-interval rates, backlog and latencies, with
+    /// the phases and fault windows on the same timeline.
+    pub series: crate::series::Series,
     /// Tasks of the harness that panicked, each with its reason: the run
     /// fails, since the work they held was never done.
     pub panics: Vec<String>,

@@ -142,6 +142,7 @@ impl Experiment {
                 .map(|f| f.kind.name())
                 .collect(),
         };
+        self.record_series(elapsed, false, backlog);
         let figures = self.live_figures(snapshot.target_rate, snapshot.rate);
         self.telemetry
             .faults(&figures.faults, self.proxy.as_deref());
@@ -154,6 +155,32 @@ impl Experiment {
             &so_far,
         );
         snapshot
+    }
+}
+
+impl Experiment {
+    /// A look for the time series at `elapsed`; `last` takes the final point.
+    pub(super) fn record_series(&self, elapsed: Duration, last: bool, backlog: Option<u64>) {
+        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        series.observe(elapsed.as_secs_f64(), last, || {
+            let live = &self.ledger.live;
+            let totals = crate::series::Totals {
+                intended: self.profile.events_by(elapsed),
+                sent: Live::get(&live.sent),
+                published: Live::get(&live.published),
+                processed: Live::get(&live.processed),
+            };
+            let histograms = Latency::ALL
+                .iter()
+                .map(|l| self.stats.snapshot(*l))
+                .collect();
+            (
+                totals,
+                backlog,
+                self.publisher.in_flight() as u64,
+                histograms,
+            )
+        });
     }
 }
 

@@ -108,6 +108,8 @@ struct Experiment {
     criteria: Vec<crate::criteria::Criterion>,
     /// Recovery after faults, and a stuck consumer.
     recovery: Arc<std::sync::Mutex<Tracker>>,
+    /// The run as a time series, a point per interval.
+    series: std::sync::Mutex<crate::series::Recorder>,
     target: crate::report::TargetInfo,
     started_at: SystemTime,
     start: Start,
@@ -179,6 +181,7 @@ impl Experiment {
         ending.drained_at = self.start.instant.elapsed();
         // A last look, for deliveries since the last tick.
         self.track(ending.drained_at, None);
+        self.record_series(ending.drained_at, true, None);
         progress.finish();
         // A fault still under way recovers now, before the books close.
         fault_stop.cancel();

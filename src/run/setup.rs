@@ -239,6 +239,7 @@ impl Experiment {
             telemetry,
             criteria,
             recovery,
+            series: Default::default(),
             cluster: None,
             proxy: None,
             consumer_control,

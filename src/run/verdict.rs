@@ -62,6 +62,7 @@ pub struct Facts<'a> {
     pub consumer_stuck: Option<crate::recovery::Stuck>,
     pub garbage_sent: u64,
     pub panics: Vec<String>,
+    pub series: crate::series::Series,
 }
 
 fn rates(facts: &Facts) -> Rates {
@@ -205,6 +206,7 @@ pub fn build(
         consumer,
         criteria: Vec::new(),
         faults: facts.faults,
+        series: facts.series,
         consumer_stuck: facts.consumer_stuck,
         fault_figures: facts.fault_figures,
         garbage_sent: facts.garbage_sent,
@@ -266,6 +268,7 @@ impl Experiment {
             }
         };
         let accounting = self.ledger.account(&gone);
+        let series = self.series_with_marks(&ending, load_time, &faults);
         let facts = Facts {
             config: &self.config,
             target: self.target_with_proxy_counts(),
@@ -285,6 +288,7 @@ impl Experiment {
             consumer_stuck,
             garbage_sent: self.garbage_sent.load(std::sync::atomic::Ordering::Relaxed),
             panics: self.panics.list(),
+            series,
         };
         build(
             facts,
@@ -294,6 +298,39 @@ impl Experiment {
             ending.aborted_by,
             warnings,
         )
+    }
+
+    /// The time series, with the phases and the fault windows marked.
+    fn series_with_marks(
+        &self,
+        ending: &Ending,
+        load_time: Duration,
+        faults: &[crate::faults::Applied],
+    ) -> crate::series::Series {
+        use crate::series::Mark;
+        let recorder = std::mem::take(&mut *self.series.lock().unwrap_or_else(|p| p.into_inner()));
+        let load = load_time.as_secs_f64();
+        let phases = vec![
+            Mark {
+                name: "load".into(),
+                start_secs: 0.0,
+                end_secs: Some(load),
+            },
+            Mark {
+                name: "drain".into(),
+                start_secs: load,
+                end_secs: Some(ending.drained_at.as_secs_f64()),
+            },
+        ];
+        let faults = faults
+            .iter()
+            .map(|f| Mark {
+                name: f.kind.name().into(),
+                start_secs: f.started_secs,
+                end_secs: f.recovered_secs,
+            })
+            .collect();
+        recorder.finish(phases, faults)
     }
 
     /// The target, with what the proxy did by now.

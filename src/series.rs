@@ -1,0 +1,356 @@
+//! The run as a time series: per-interval rates, backlog, publishes in
+//! flight and, for each latency, the interval's count, p50, p99, p99.9 and
+//! max; with the phases (load, drain) and the fault windows marked on the
+//! same timeline. It goes into the JSON report under `series`, so that a
+//! run's story survives without Grafana.
+//!
+//! Memory is bounded by the number of points, not the number of events:
+//! at most [`MAX_POINTS`]. The interval starts at one second and doubles
+//! whenever the series would grow past that, by merging neighbouring
+//! points: counts and rates average over the merged time, while the
+//! backlog, in-flight and latency figures keep the larger of the two (a
+//! merged p99 is the worse interval's p99, never an average of quantiles).
+//! A run of hours keeps at most [`MAX_POINTS`] points at a few seconds each.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::stats::Latency;
+
+/// The most points a series keeps.
+pub const MAX_POINTS: usize = 3_600;
+
+/// One latency over one interval, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct IntervalLatency {
+    pub count: u64,
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl IntervalLatency {
+    pub fn of(h: &Histogram<u64>) -> IntervalLatency {
+        if h.is_empty() {
+            return IntervalLatency::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        IntervalLatency {
+            count: h.len(),
+            p50: ms(h.value_at_quantile(0.50)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+
+    fn merge(self, other: IntervalLatency) -> IntervalLatency {
+        IntervalLatency {
+            count: self.count + other.count,
+            p50: self.p50.max(other.p50),
+            p99: self.p99.max(other.p99),
+            p999: self.p999.max(other.p999),
+            max: self.max.max(other.max),
+        }
+    }
+}
+
+/// One interval, ending at `t_secs` from the start of the load.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    pub t_secs: f64,
+    /// Events per second over the interval: intended by the schedule,
+    /// sent, acknowledged by the stream, and processed by the consumer.
+    pub target_rate: f64,
+    pub achieved_rate: f64,
+    pub acked_rate: f64,
+    pub processed_rate: f64,
+    /// Messages waiting for the consumer or its acks (None: the server did
+    /// not answer).
+    pub backlog: Option<u64>,
+    pub in_flight: u64,
+    /// By latency name.
+    pub latency: BTreeMap<&'static str, IntervalLatency>,
+}
+
+impl Point {
+    /// Two neighbouring points as one, `self` first.
+    fn merge(self, later: Point, start_secs: f64) -> Point {
+        let (a, b) = (self.t_secs - start_secs, later.t_secs - self.t_secs);
+        let span = (a + b).max(f64::EPSILON);
+        let mean = |x: f64, y: f64| (x * a + y * b) / span;
+        let mut latency = self.latency;
+        for (name, l) in later.latency {
+            let merged = latency.get(name).copied().unwrap_or_default().merge(l);
+            latency.insert(name, merged);
+        }
+        Point {
+            t_secs: later.t_secs,
+            target_rate: mean(self.target_rate, later.target_rate),
+            achieved_rate: mean(self.achieved_rate, later.achieved_rate),
+            acked_rate: mean(self.acked_rate, later.acked_rate),
+            processed_rate: mean(self.processed_rate, later.processed_rate),
+            backlog: match (self.backlog, later.backlog) {
+                (Some(x), Some(y)) => Some(x.max(y)),
+                (x, y) => x.or(y),
+            },
+            in_flight: self.in_flight.max(later.in_flight),
+            latency,
+        }
+    }
+}
+
+/// A stretch of the timeline: a phase or a fault.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mark {
+    /// `load` or `drain` for phases; a fault's kind for faults.
+    pub name: String,
+    pub start_secs: f64,
+    /// None: still under way when the run ended (a fault never undone).
+    pub end_secs: Option<f64>,
+}
+
+/// The series as the report carries it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Series {
+    /// The interval between points, after any coarsening.
+    pub interval_secs: f64,
+    pub points: Vec<Point>,
+    pub phases: Vec<Mark>,
+    /// Fault windows, in the order of the report's `faults`.
+    pub faults: Vec<Mark>,
+}
+
+/// The running totals a point is taken from.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Totals {
+    /// Events the schedule intended by now (a real number).
+    pub intended: f64,
+    pub sent: u64,
+    pub published: u64,
+    pub processed: u64,
+}
+
+/// Builds the series from looks at the run, taken as often as the caller
+/// likes; a point is kept once per interval.
+#[derive(Debug)]
+pub struct Recorder {
+    interval_secs: f64,
+    max_points: usize,
+    points: Vec<Point>,
+    last_t: f64,
+    last: Totals,
+    /// The cumulative histograms at the last point, to subtract.
+    last_histograms: Option<Vec<Histogram<u64>>>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new(1.0, MAX_POINTS)
+    }
+}
+
+impl Recorder {
+    pub fn new(interval_secs: f64, max_points: usize) -> Recorder {
+        Recorder {
+            interval_secs,
+            max_points: max_points.max(2),
+            points: Vec::new(),
+            last_t: 0.0,
+            last: Totals::default(),
+            last_histograms: None,
+        }
+    }
+
+    /// Whether a point is due at `t_secs`: points fall on the interval's
+    /// grid (1 s, 2 s, ...), so that looks a little early or late do not
+    /// stretch an interval to the next look.
+    pub fn due(&self, t_secs: f64) -> bool {
+        let next = ((self.last_t / self.interval_secs).floor() + 1.0) * self.interval_secs;
+        t_secs >= next
+    }
+
+    /// A look at the run at `t_secs`: kept as a point if one is due, or if
+    /// `last` (the end of the run, however short its interval). The
+    /// histograms are asked for only then: copying them is the cost.
+    pub fn observe(
+        &mut self,
+        t_secs: f64,
+        last: bool,
+        look: impl FnOnce() -> (Totals, Option<u64>, u64, Vec<Histogram<u64>>),
+    ) {
+        if self.due(t_secs) || (last && t_secs > self.last_t) {
+            let (totals, backlog, in_flight, histograms) = look();
+            self.point(t_secs, totals, backlog, in_flight, histograms);
+        }
+    }
+
+    /// Takes a point at `t_secs`: rates from the totals since the last
+    /// point, latencies from the cumulative histograms (in
+    /// [`Latency::ALL`] order) less the last point's.
+    fn point(
+        &mut self,
+        t_secs: f64,
+        totals: Totals,
+        backlog: Option<u64>,
+        in_flight: u64,
+        histograms: Vec<Histogram<u64>>,
+    ) {
+        let dt = (t_secs - self.last_t).max(f64::EPSILON);
+        let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / dt;
+        let latency = Latency::ALL
+            .iter()
+            .zip(&histograms)
+            .enumerate()
+            .map(|(i, (which, now))| {
+                let mut interval = now.clone();
+                if let Some(before) = self.last_histograms.as_ref().and_then(|b| b.get(i)) {
+                    // Cumulative histograms only grow, so this never fails.
+                    let _ = interval.subtract(before);
+                }
+                (which.name(), IntervalLatency::of(&interval))
+            })
+            .collect();
+        self.points.push(Point {
+            t_secs,
+            target_rate: (totals.intended - self.last.intended).max(0.0) / dt,
+            achieved_rate: rate(totals.sent, self.last.sent),
+            acked_rate: rate(totals.published, self.last.published),
+            processed_rate: rate(totals.processed, self.last.processed),
+            backlog,
+            in_flight,
+            latency,
+        });
+        self.last_t = t_secs;
+        self.last = totals;
+        self.last_histograms = Some(histograms);
+        if self.points.len() > self.max_points {
+            self.coarsen();
+        }
+    }
+
+    /// Halves the points by merging neighbours; the interval doubles.
+    fn coarsen(&mut self) {
+        let mut merged = Vec::with_capacity(self.points.len() / 2 + 1);
+        let mut start = 0.0;
+        let mut points = std::mem::take(&mut self.points).into_iter();
+        while let Some(first) = points.next() {
+            let point = match points.next() {
+                Some(second) => first.merge(second, start),
+                None => first,
+            };
+            start = point.t_secs;
+            merged.push(point);
+        }
+        self.points = merged;
+        self.interval_secs *= 2.0;
+    }
+
+    pub fn finish(self, phases: Vec<Mark>, faults: Vec<Mark>) -> Series {
+        Series {
+            interval_secs: self.interval_secs,
+            points: self.points,
+            phases,
+            faults,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn histograms(values_ms: &[u64]) -> Vec<Histogram<u64>> {
+        Latency::ALL
+            .iter()
+            .map(|_| {
+                let mut h = Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+                for ms in values_ms {
+                    h.record(ms * 1000).unwrap();
+                }
+                h
+            })
+            .collect()
+    }
+
+    fn totals(n: u64) -> Totals {
+        Totals {
+            intended: n as f64,
+            sent: n,
+            published: n,
+            processed: n,
+        }
+    }
+
+    #[test]
+    fn a_point_holds_the_interval_not_the_run_so_far() {
+        let mut r = Recorder::default();
+        assert!(!r.due(0.5) && r.due(1.0));
+        r.observe(0.5, false, || unreachable!("not due"));
+        r.observe(1.0, false, || {
+            (totals(100), Some(5), 3, histograms(&[1, 2, 3]))
+        });
+        r.observe(2.0, false, || {
+            (totals(300), None, 0, histograms(&[1, 2, 3, 50, 60]))
+        });
+        let s = r.finish(Vec::new(), Vec::new());
+        assert_eq!(s.points.len(), 2);
+        let second = &s.points[1];
+        assert_eq!(
+            (second.achieved_rate, second.processed_rate),
+            (200.0, 200.0)
+        );
+        assert_eq!(second.target_rate, 200.0);
+        let e2e = second.latency["end_to_end"];
+        assert_eq!(e2e.count, 2, "only the interval's two samples");
+        assert!((e2e.p50 - 50.0).abs() < 0.1, "{e2e:?}");
+        assert!((e2e.max - 60.0).abs() < 0.1, "{e2e:?}");
+        assert_eq!(s.points[0].latency["end_to_end"].count, 3);
+    }
+
+    #[test]
+    fn a_long_run_is_coarsened_within_the_bound() {
+        let mut r = Recorder::new(1.0, 100);
+        let mut samples = Vec::new();
+        // A look every quarter second, as the run's ticks do.
+        for tick in 1..=4000u64 {
+            let t = tick as f64 / 4.0;
+            if tick % 4 == 0 {
+                samples.push(tick / 4 % 7 + 1);
+            }
+            let look = || {
+                (
+                    totals(tick * 10 / 4),
+                    Some(tick / 4),
+                    1,
+                    histograms(&samples),
+                )
+            };
+            r.observe(t, tick == 4000, look);
+        }
+        let s = r.finish(Vec::new(), Vec::new());
+        assert!(
+            s.points.len() <= 100 && s.points.len() > 50,
+            "{}",
+            s.points.len()
+        );
+        assert_eq!(s.interval_secs, 16.0);
+        let counted: u64 = s.points.iter().map(|p| p.latency["publish"].count).sum();
+        assert_eq!(counted, 1000, "counts add up across merges");
+        assert!(s
+            .points
+            .iter()
+            .all(|p| (p.achieved_rate - 10.0).abs() < 1e-9));
+        assert_eq!(
+            s.points.last().unwrap().backlog,
+            Some(1000),
+            "the larger backlog"
+        );
+        let times: Vec<f64> = s.points.iter().map(|p| p.t_secs).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(*times.last().unwrap(), 1000.0);
+    }
+}
