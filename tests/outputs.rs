@@ -100,17 +100,9 @@ async fn a_closed_stdout_loses_no_report() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "s.toml", SHORT);
     let report = dir.path().join("report.json");
-    let mut child = harness()
-        .args(["run", file.to_str().unwrap(), "--nats-url", &server.url()])
-        .arg("--report-json")
-        .arg(&report)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::cli::spawn_run(&file, &server.url(), &report);
     drop(child.stdout.take());
     let output = wait_exit(child, Duration::from_secs(60));
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    assert_eq!(json["passed"], true);
+    assert_eq!(common::cli::read_json(&report)["passed"], true);
 }

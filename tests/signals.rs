@@ -69,19 +69,12 @@ async fn sighup_writes_the_partial_report_like_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "slow.toml", SLOW_DRAIN);
     let report = dir.path().join("report.json");
-    let child = harness()
-        .args(["run", file.to_str().unwrap(), "--nats-url", &server.url()])
-        .arg("--report-json")
-        .arg(&report)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::cli::spawn_run(&file, &server.url(), &report);
     std::thread::sleep(Duration::from_secs(3));
     signal(&child, libc::SIGHUP);
     let output = wait_exit(child, Duration::from_secs(20));
     assert_eq!(output.status.code(), Some(130), "{}", text(&output));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let json = common::cli::read_json(&report);
     assert_eq!(json["interrupted"], true);
     assert_eq!(json["counts"]["scheduled"], 20);
 }

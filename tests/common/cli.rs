@@ -75,3 +75,21 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `harness run FILE --nats-url URL --report-json REPORT`, started with
+/// stdout and stderr piped.
+pub fn spawn_run(file: &Path, url: &str, report: &Path) -> std::process::Child {
+    harness()
+        .args(["run", file.to_str().unwrap(), "--nats-url", url])
+        .arg("--report-json")
+        .arg(report)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A JSON report, read back.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
