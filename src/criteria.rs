@@ -105,6 +105,26 @@ impl Figures for HashMap<String, Figure> {
     }
 }
 
+/// A figure's value with its unit, as people read it: `40`, `98.50%`,
+/// `10.00/s`, `7.34 ms`.
+pub fn show(name: &str, value: f64) -> String {
+    if !value.is_finite() {
+        return if value > 0.0 {
+            "∞".into()
+        } else {
+            value.to_string()
+        };
+    }
+    match kind_of(name) {
+        Some(Kind::Count) => format!("{value:.0}"),
+        Some(Kind::Ratio) => format!("{:.2}%", value * 100.0),
+        Some(Kind::Rate) => format!("{value:.2}/s"),
+        Some(Kind::Latency) => format!("{value:.2} ms"),
+        None if value.fract() == 0.0 && value.abs() < 1e15 => format!("{value:.0}"),
+        None => format!("{value:.4}"),
+    }
+}
+
 /// The kind of a catalogued figure name; None for unknown names.
 pub fn kind_of(name: &str) -> Option<Kind> {
     if COUNTS.contains(&name) {

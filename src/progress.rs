@@ -29,41 +29,92 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    fn line(&self) -> String {
-        let remaining = self.total.saturating_sub(self.elapsed);
-        format!(
-            "{} {}/{} (-{}) · sent {} · acked {} · processed {} · dlq {} · failed {} · in flight {} · backlog {} · {:.1}/{:.1} ev/s · e2e p99 {:.1}ms · success {:.2}%",
+    /// Every field, most important first: the time, a fault under way, the
+    /// rate and the end-to-end p99, then the counts.
+    fn fields(&self) -> Vec<String> {
+        let mut time = format!(
+            "{} {} of {}",
             self.phase,
             clock(self.elapsed),
-            clock(self.total),
-            clock(remaining),
-            self.sent,
-            self.published,
-            self.processed,
-            self.dead_lettered,
-            self.failed,
-            self.in_flight,
-            self.backlog.map_or("?".into(), |b| b.to_string()),
-            self.rate,
-            self.target_rate,
-            self.end_to_end_p99_ms,
-            self.success_rate * 100.0,
-        ) + &self.fault_note()
+            clock(self.total)
+        );
+        let remaining = self.total.saturating_sub(self.elapsed);
+        if self.phase == "load" && !remaining.is_zero() {
+            time += &format!(", {} left", clock(remaining));
+        }
+        let mut fields = vec![time];
+        if !self.faults.is_empty() {
+            fields.push(format!("FAULT {}", self.faults.join(", ")));
+        }
+        fields.extend([
+            format!("{:.1}/{:.1} ev/s", self.rate, self.target_rate),
+            format!("e2e p99 {:.1}ms", self.end_to_end_p99_ms),
+            format!("success {:.2}%", self.success_rate * 100.0),
+            format!("sent {}", self.sent),
+            format!("acked {}", self.published),
+            format!("processed {}", self.processed),
+            format!(
+                "backlog {}",
+                self.backlog.map_or("?".into(), |b| b.to_string())
+            ),
+            format!("in flight {}", self.in_flight),
+            format!("failed {}", self.failed),
+            format!("dlq {}", self.dead_lettered),
+        ]);
+        fields
     }
 
-    fn fault_note(&self) -> String {
-        if self.faults.is_empty() {
-            String::new()
-        } else {
-            format!(" · FAULT {}", self.faults.join(", "))
+    /// The whole line.
+    fn line(&self) -> String {
+        self.fields().join(" · ")
+    }
+
+    /// As many fields as fit in `width` characters, in order of importance:
+    /// a line that wraps would be redrawn as a new line four times a second.
+    fn line_within(&self, width: usize) -> String {
+        let fields = self.fields();
+        let mut line = String::new();
+        for field in &fields {
+            let extra = if line.is_empty() { 0 } else { 3 } + field.chars().count();
+            if line.chars().count() + extra > width {
+                break;
+            }
+            if !line.is_empty() {
+                line.push_str(" · ");
+            }
+            line.push_str(field);
         }
+        if line.is_empty() {
+            // Not even the time fits: as much of it as does.
+            line = fields[0].chars().take(width).collect();
+        }
+        line
     }
 }
 
+/// `m:ss`, or `h:mm:ss` from an hour.
 fn clock(d: Duration) -> String {
     let s = d.as_secs();
-    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
 }
+
+/// Columns of the terminal on stderr, if it is one.
+fn terminal_width() -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: TIOCGWINSZ fills a winsize for a terminal descriptor and
+    // fails on anything else; stderr stays open for the process's life.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let fd = std::io::stderr().as_raw_fd();
+    let ok = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
+}
+
+/// The bar before the message: 24 columns and a space.
+const BAR_COLUMNS: usize = 25;
 
 /// How to show progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +175,11 @@ impl Progress {
             Mode::Bar => {
                 if let Some(bar) = &self.bar {
                     bar.set_position(snapshot.elapsed.as_millis() as u64);
-                    bar.set_message(snapshot.line());
+                    // Asked each time: the terminal may be resized.
+                    let width = terminal_width()
+                        .unwrap_or(80)
+                        .saturating_sub(BAR_COLUMNS + 1);
+                    bar.set_message(snapshot.line_within(width));
                 }
             }
             Mode::Lines { every } => {
@@ -164,7 +219,7 @@ mod tests {
         }
         .line();
         assert!(
-            line.starts_with("load 0:01:05/0:05:00 (-0:03:55)"),
+            line.starts_with("load 1:05 of 5:00, 3:55 left · 10.0/10.0 ev/s"),
             "{line}"
         );
         assert!(line.contains("sent 650") && line.contains("processed 640"));
@@ -180,8 +235,48 @@ mod tests {
         }
         .line();
         assert!(
-            line.ends_with(" · FAULT blackhole, consumer_slow"),
+            line.contains(" · FAULT blackhole, consumer_slow · "),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn the_line_fits_the_terminal_dropping_the_least_important_fields() {
+        let snapshot = Snapshot {
+            phase: "load",
+            elapsed: Duration::from_secs(3 * 3600 + 65),
+            total: Duration::from_secs(4 * 3600),
+            sent: 123_456_789,
+            published: 123_456_700,
+            processed: 123_456_000,
+            backlog: Some(789),
+            faults: vec!["blackhole"],
+            ..Snapshot::default()
+        };
+        let full = snapshot.line();
+        assert!(full.chars().count() > 160, "{full}");
+        for width in [40, 80, 120, 160 - BAR_COLUMNS - 1] {
+            let line = snapshot.line_within(width);
+            assert!(line.chars().count() <= width, "{width}: {line}");
+            assert!(
+                line.starts_with("load 3:01:05 of 4:00:00, 58:55 left"),
+                "{line}"
+            );
+            assert!(full.starts_with(&line), "whole fields, in order: {line}");
+        }
+        assert!(snapshot.line_within(80).contains("FAULT blackhole"));
+        assert_eq!(snapshot.line_within(9), "load 3:01");
+        assert_eq!(snapshot.line_within(10_000), full);
+        let drain = Snapshot {
+            phase: "drain",
+            elapsed: Duration::from_secs(300),
+            total: Duration::from_secs(300),
+            ..Snapshot::default()
+        };
+        assert!(
+            drain.line().starts_with("drain 5:00 of 5:00 · "),
+            "{}",
+            drain.line()
         );
     }
 }

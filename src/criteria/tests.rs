@@ -391,3 +391,14 @@ fn edit_distance_counts_single_character_edits() {
     assert_eq!(edit_distance("", "abc"), 3);
     assert_eq!(edit_distance("µs", "us"), 1);
 }
+
+#[test]
+fn actual_values_show_their_units() {
+    assert_eq!(show("processed", 40.0), "40");
+    assert_eq!(show("success_rate", 0.985), "98.50%");
+    assert_eq!(show("achieved_rate", 10.0), "10.00/s");
+    assert_eq!(show("publish.p99", 7.3391), "7.34 ms");
+    assert_eq!(show("end_to_end.count", 500.0), "500");
+    assert_eq!(show("recovery_time", f64::INFINITY), "∞");
+    assert_eq!(show("recovery_time", 1250.0), "1250.00 ms");
+}

@@ -18,9 +18,9 @@ struct Case {
 fn cases(report: &Report) -> Vec<Case> {
     let mut cases = Vec::new();
     for c in &report.criteria {
-        let actual = c
-            .actual
-            .map_or("not available".to_string(), |a| a.to_string());
+        let actual = c.actual.map_or("not available".to_string(), |a| {
+            crate::criteria::show(&c.name, a)
+        });
         cases.push(Case {
             class: "criteria",
             name: c.expression.clone(),

@@ -200,11 +200,9 @@ fn render_faults(out: &mut String, report: &Report) {
 
 fn criterion_line(outcome: &criteria::Outcome) -> String {
     let mark = if outcome.passed { "pass" } else { "FAIL" };
-    let actual = match outcome.actual {
-        Some(value) if value.fract() == 0.0 && value.abs() < 1e15 => format!("{value:.0}"),
-        Some(value) => format!("{value:.4}"),
-        None => "n/a".into(),
-    };
+    let actual = outcome
+        .actual
+        .map_or_else(|| "n/a".into(), |v| criteria::show(&outcome.name, v));
     format!("{mark}  {:<40} actual {actual}", outcome.expression)
 }
 
