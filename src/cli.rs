@@ -81,6 +81,11 @@ pub struct RunArgs {
     /// per criterion, per accounting invariant, and for the run itself.
     #[arg(long, env = "HARNESS_REPORT_JUNIT")]
     pub report_junit: Option<PathBuf>,
+    /// Write an HdrHistogram interval log per latency into this folder
+    /// (`publish.hlog`, `end_to_end.hlog`, ...), one histogram per second,
+    /// for HdrHistogram's own tools.
+    #[arg(long, env = "HARNESS_HDR_LOG", value_name = "DIR")]
+    pub hdr_log: Option<PathBuf>,
     /// Run id used in event ids and labels; random if unset.
     #[arg(long, env = "HARNESS_RUN_ID")]
     pub run_id: Option<String>,
@@ -228,7 +233,8 @@ fn check_outputs(args: &RunArgs) -> Result<(), HarnessError> {
         ("--report-junit", &args.report_junit),
         ("--metrics-out", &args.metrics_out),
     ];
-    for (flag, path) in outputs {
+    let hdr_log = args.hdr_log.as_ref().map(|dir| dir.join("publish.hlog"));
+    for (flag, path) in outputs.into_iter().chain([("--hdr-log", &hdr_log)]) {
         let Some(path) = path else { continue };
         crate::report::output::check_writable(path).map_err(|e| {
             HarnessError::Usage(format!(
@@ -268,9 +274,10 @@ async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessErr
     // said there may be lost, but the reports must not be.
     let mut said = Vec::new();
     type Writer = fn(&crate::report::Report, &Path) -> std::io::Result<()>;
-    let outputs: [(&Option<PathBuf>, Writer); 2] = [
+    let outputs: [(&Option<PathBuf>, Writer); 3] = [
         (&args.report_json, crate::report::Report::write_json),
         (&args.report_junit, crate::report::Report::write_junit),
+        (&args.hdr_log, crate::report::Report::write_hdr_logs),
     ];
     for (path, write) in outputs {
         let Some(path) = path else { continue };

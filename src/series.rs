@@ -74,6 +74,27 @@ pub struct Point {
     pub in_flight: u64,
     /// By latency name.
     pub latency: BTreeMap<&'static str, IntervalLatency>,
+    /// The interval's histograms themselves, in [`Latency::ALL`] order,
+    /// V2-deflate encoded (a few hundred bytes each): what `--hdr-log`
+    /// writes, and what merging adds exactly.
+    #[serde(skip)]
+    pub histograms: Vec<Vec<u8>>,
+}
+
+/// A histogram in the V2 deflate encoding (HdrHistogram's own).
+pub fn encode(h: &Histogram<u64>) -> Vec<u8> {
+    use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+    let mut bytes = Vec::new();
+    // Writing to memory cannot fail, and the counts fit the format.
+    let _ = V2DeflateSerializer::new().serialize(h, &mut bytes);
+    bytes
+}
+
+/// [`encode`]'s inverse; an empty histogram for bytes that do not decode.
+pub fn decode(bytes: &[u8]) -> Histogram<u64> {
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut std::io::Cursor::new(bytes))
+        .unwrap_or_else(|_| crate::stats::new_histogram())
 }
 
 impl Point {
@@ -87,6 +108,16 @@ impl Point {
             let merged = latency.get(name).copied().unwrap_or_default().merge(l);
             latency.insert(name, merged);
         }
+        let histograms = self
+            .histograms
+            .iter()
+            .zip(&later.histograms)
+            .map(|(a, b)| {
+                let mut sum = decode(a);
+                let _ = sum.add(decode(b));
+                encode(&sum)
+            })
+            .collect();
         Point {
             t_secs: later.t_secs,
             target_rate: mean(self.target_rate, later.target_rate),
@@ -99,6 +130,7 @@ impl Point {
             },
             in_flight: self.in_flight.max(later.in_flight),
             latency,
+            histograms,
         }
     }
 }
@@ -201,18 +233,22 @@ impl Recorder {
     ) {
         let dt = (t_secs - self.last_t).max(f64::EPSILON);
         let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / dt;
-        let latency = Latency::ALL
+        let intervals: Vec<Histogram<u64>> = histograms
             .iter()
-            .zip(&histograms)
             .enumerate()
-            .map(|(i, (which, now))| {
+            .map(|(i, now)| {
                 let mut interval = now.clone();
                 if let Some(before) = self.last_histograms.as_ref().and_then(|b| b.get(i)) {
                     // Cumulative histograms only grow, so this never fails.
                     let _ = interval.subtract(before);
                 }
-                (which.name(), IntervalLatency::of(&interval))
+                interval
             })
+            .collect();
+        let latency = Latency::ALL
+            .iter()
+            .zip(&intervals)
+            .map(|(which, interval)| (which.name(), IntervalLatency::of(interval)))
             .collect();
         self.points.push(Point {
             t_secs,
@@ -223,6 +259,7 @@ impl Recorder {
             backlog,
             in_flight,
             latency,
+            histograms: intervals.iter().map(encode).collect(),
         });
         self.last_t = t_secs;
         self.last = totals;
@@ -340,6 +377,12 @@ mod tests {
         assert_eq!(s.interval_secs, 16.0);
         let counted: u64 = s.points.iter().map(|p| p.latency["publish"].count).sum();
         assert_eq!(counted, 1000, "counts add up across merges");
+        let mut whole = crate::stats::new_histogram();
+        for p in &s.points {
+            whole.add(decode(&p.histograms[0])).unwrap();
+        }
+        assert_eq!(whole.len(), 1000, "merged histograms are exact");
+        assert!(whole.equivalent(whole.max(), 7000), "7 ms, in µs");
         assert!(s
             .points
             .iter()

@@ -3,6 +3,7 @@
 //! fields are part of the stable contract (DESIGN.md), and for CI test
 //! views as JUnit XML (`--report-junit`, [`junit`]).
 
+pub mod hdr_log;
 pub mod junit;
 pub mod output;
 pub mod summary;
@@ -115,6 +116,19 @@ impl Report {
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         output::write_atomically(path, (text + "\n").as_bytes())
+    }
+
+    /// An HdrHistogram interval log per latency in the folder `dir` (see
+    /// [`hdr_log`]); each is written even if another cannot be.
+    pub fn write_hdr_logs(&self, dir: &Path) -> std::io::Result<()> {
+        let mut failed = None;
+        for which in crate::stats::Latency::ALL {
+            let path = dir.join(format!("{}.hlog", which.name()));
+            if let Err(e) = output::write_atomically(&path, &hdr_log::render(self, which)) {
+                failed = Some(e);
+            }
+        }
+        failed.map_or(Ok(()), Err)
     }
 
     /// The report as JUnit XML (see [`junit`]).
