@@ -132,7 +132,7 @@ pub async fn execute(cli: Cli, signals: Signals) -> i32 {
             tokio::select! {
                 code = checked => code.unwrap_or(exit::INFRASTRUCTURE),
                 _ = signals.interrupt.cancelled() => {
-                    eprintln!("interrupted");
+                    say_error("interrupted");
                     exit::INTERRUPTED
                 }
             }
@@ -228,13 +228,15 @@ fn say_error(line: &str) {
 /// Every output path, checked before the run so that a typo costs seconds,
 /// not a whole run (exit 2).
 fn check_outputs(args: &RunArgs) -> Result<(), HarnessError> {
+    // A folder is checked by a file it will hold.
+    let hdr_log = args.hdr_log.as_ref().map(|dir| dir.join("publish.hlog"));
     let outputs = [
         ("--report-json", &args.report_json),
         ("--report-junit", &args.report_junit),
         ("--metrics-out", &args.metrics_out),
+        ("--hdr-log", &hdr_log),
     ];
-    let hdr_log = args.hdr_log.as_ref().map(|dir| dir.join("publish.hlog"));
-    for (flag, path) in outputs.into_iter().chain([("--hdr-log", &hdr_log)]) {
+    for (flag, path) in outputs {
         let Some(path) = path else { continue };
         crate::report::output::check_writable(path).map_err(|e| {
             HarnessError::Usage(format!(

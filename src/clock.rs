@@ -13,11 +13,9 @@ pub fn secs(secs: f64) -> Duration {
     Duration::try_from_secs_f64(secs.max(0.0)).map_or(FAR, |d| d.min(FAR))
 }
 
-/// `now + wait`, or as far as the clock goes.
+/// `now + wait`, at most `FAR` ahead.
 pub fn after(now: Instant, wait: Duration) -> Instant {
-    now.checked_add(wait.min(FAR))
-        .or_else(|| now.checked_add(Duration::from_secs(86_400)))
-        .unwrap_or(now)
+    now.checked_add(wait.min(FAR)).unwrap_or(now)
 }
 
 #[cfg(test)]

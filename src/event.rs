@@ -51,9 +51,13 @@ pub fn headers(event_id: &str, intended_at: SystemTime, signer: &Signer) -> Head
 /// (`NATS/1.0`, one `Name: value` line each, a blank line), built for the
 /// longest event id the run can have.
 pub fn largest_message(payload: &Payload, run_id: &str) -> usize {
+    largest_headers(run_id) + largest_body(payload, run_id)
+}
+
+/// The most header bytes an event of the run carries on the wire.
+pub fn largest_headers(run_id: &str) -> usize {
     let event_id = format!("{run_id}-{}", u64::MAX);
-    let at = SystemTime::now();
-    wire_headers(&headers(&event_id, at, &Signer::random())) + largest_body(payload, run_id)
+    wire_headers(&headers(&event_id, SystemTime::now(), &Signer::random()))
 }
 
 /// The longest payload an event of the run can have.

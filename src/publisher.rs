@@ -30,7 +30,7 @@ use crate::scenario::Scenario;
 use crate::schedule::Schedule;
 use crate::stats::{Latency, Stats};
 use crate::{backoff, scenario};
-use failures::{FailureLog, Outcome};
+use failures::{Cause, FailureLog, Outcome};
 
 /// How the last attempt of an event ended, when it did not end in a PubAck.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +59,6 @@ struct Shared {
     stop: CancellationToken,
     panics: Panics,
     failures: FailureLog,
-    /// The first collision was logged.
-    collision_told: std::sync::atomic::AtomicBool,
 }
 
 /// Sends the schedule and waits for what it sent.
@@ -101,7 +99,6 @@ impl Publisher {
                 stop,
                 panics,
                 failures: FailureLog::new(failures::EVERY),
-                collision_told: Default::default(),
             }),
             max_in_flight: scenario.load.max_in_flight,
             seed,
@@ -203,7 +200,7 @@ async fn publish_one(
         .headers(event::headers(&event_id, intended_wall, &ledger.signer));
     ledger.sent(seq);
     let mut failure = Failure::Unknown;
-    let mut cause = None;
+    let mut cause = Cause::Stopped;
     for attempt in 0..=shared.publish.max_retries {
         if attempt > 0 {
             ledger.retried();
@@ -245,7 +242,7 @@ async fn publish_one(
                     &live.attempts_failed
                 });
                 failure = classify(&kind);
-                cause = Some(kind);
+                cause = Cause::Error(kind);
                 tracing::debug!(event_id = %event_id, attempt, error = %kind, "publish attempt failed");
                 if failure == Failure::Definite && !retryable(&kind) {
                     break;
@@ -273,16 +270,11 @@ async fn publish_one(
 /// a duplicate answer means somebody else stored that id first.
 fn collided(shared: &Shared, seq: u64, event_id: &str) {
     shared.ledger.collided(seq);
-    if !shared
-        .collision_told
-        .swap(true, std::sync::atomic::Ordering::Relaxed)
-    {
-        tracing::warn!(
-            event_id,
-            "the stream already held a message under this event's id, so it did not store the event: \
-             the run id was used within the duplicate window, or somebody published copies of its ids; \
-             counted as publish_failed and as collisions (told once)"
-        );
+    let line = shared
+        .failures
+        .note(Outcome::Failed, Cause::Collision, event_id, Instant::now());
+    if let Some(line) = line {
+        line.log();
     }
 }
 

@@ -7,9 +7,10 @@
 //! Memory is bounded by the number of points, not the number of events:
 //! at most [`MAX_POINTS`]. The interval starts at one second and doubles
 //! whenever the series would grow past that, by merging neighbouring
-//! points: counts and rates average over the merged time, while the
-//! backlog, in-flight and latency figures keep the larger of the two (a
-//! merged p99 is the worse interval's p99, never an average of quantiles).
+//! points: rates average over the merged time, the backlog and in-flight
+//! keep the larger of the two, and each point's interval histograms (kept
+//! encoded, a few hundred bytes each) add exactly, so a merged p99 is the
+//! p99 of the merged interval, never an average of quantiles.
 //! A run of hours keeps at most [`MAX_POINTS`] points at a few seconds each.
 
 use std::collections::BTreeMap;
@@ -33,29 +34,26 @@ pub struct IntervalLatency {
 }
 
 impl IntervalLatency {
+    /// The report's own summary, cut to what a point carries.
     pub fn of(h: &Histogram<u64>) -> IntervalLatency {
-        if h.is_empty() {
-            return IntervalLatency::default();
-        }
-        let ms = |us: u64| us as f64 / 1000.0;
+        let s = crate::stats::Summary::of(h);
         IntervalLatency {
-            count: h.len(),
-            p50: ms(h.value_at_quantile(0.50)),
-            p99: ms(h.value_at_quantile(0.99)),
-            p999: ms(h.value_at_quantile(0.999)),
-            max: ms(h.max()),
+            count: s.count,
+            p50: s.p50,
+            p99: s.p99,
+            p999: s.p999,
+            max: s.max,
         }
     }
+}
 
-    fn merge(self, other: IntervalLatency) -> IntervalLatency {
-        IntervalLatency {
-            count: self.count + other.count,
-            p50: self.p50.max(other.p50),
-            p99: self.p99.max(other.p99),
-            p999: self.p999.max(other.p999),
-            max: self.max.max(other.max),
-        }
-    }
+/// Each latency's figures from its histogram, in [`Latency::ALL`] order.
+fn latencies(histograms: &[Histogram<u64>]) -> BTreeMap<&'static str, IntervalLatency> {
+    Latency::ALL
+        .iter()
+        .zip(histograms)
+        .map(|(which, h)| (which.name(), IntervalLatency::of(h)))
+        .collect()
 }
 
 /// One interval, ending at `t_secs` from the start of the load.
@@ -103,19 +101,15 @@ impl Point {
         let (a, b) = (self.t_secs - start_secs, later.t_secs - self.t_secs);
         let span = (a + b).max(f64::EPSILON);
         let mean = |x: f64, y: f64| (x * a + y * b) / span;
-        let mut latency = self.latency;
-        for (name, l) in later.latency {
-            let merged = latency.get(name).copied().unwrap_or_default().merge(l);
-            latency.insert(name, merged);
-        }
-        let histograms = self
+        // The histograms add exactly, and the figures come from the sum.
+        let merged: Vec<Histogram<u64>> = self
             .histograms
             .iter()
             .zip(&later.histograms)
             .map(|(a, b)| {
                 let mut sum = decode(a);
                 let _ = sum.add(decode(b));
-                encode(&sum)
+                sum
             })
             .collect();
         Point {
@@ -129,8 +123,8 @@ impl Point {
                 (x, y) => x.or(y),
             },
             in_flight: self.in_flight.max(later.in_flight),
-            latency,
-            histograms,
+            latency: latencies(&merged),
+            histograms: merged.iter().map(encode).collect(),
         }
     }
 }
@@ -245,11 +239,6 @@ impl Recorder {
                 interval
             })
             .collect();
-        let latency = Latency::ALL
-            .iter()
-            .zip(&intervals)
-            .map(|(which, interval)| (which.name(), IntervalLatency::of(interval)))
-            .collect();
         self.points.push(Point {
             t_secs,
             target_rate: (totals.intended - self.last.intended).max(0.0) / dt,
@@ -258,7 +247,7 @@ impl Recorder {
             processed_rate: rate(totals.processed, self.last.processed),
             backlog,
             in_flight,
-            latency,
+            latency: latencies(&intervals),
             histograms: intervals.iter().map(encode).collect(),
         });
         self.last_t = t_secs;

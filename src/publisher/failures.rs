@@ -27,8 +27,17 @@ pub enum Outcome {
     Indeterminate,
 }
 
-/// The last attempt's error; None when the run stopped the event first.
-pub type Cause = Option<PublishErrorKind>;
+/// Why an event was not stored, or may not be.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cause {
+    /// The last attempt's error.
+    Error(PublishErrorKind),
+    /// The first attempt was answered "duplicate": somebody else had
+    /// stored a message under the event's id.
+    Collision,
+    /// The run stopped the event before a PubAck.
+    Stopped,
+}
 
 /// One line to log: a cause and how many events it covers since its last line.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,8 +71,13 @@ struct CauseText(Cause);
 impl fmt::Display for CauseText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Some(kind) => write!(f, "{kind}"),
-            None => write!(f, "the run stopped before a PubAck"),
+            Cause::Error(kind) => write!(f, "{kind}"),
+            Cause::Collision => write!(
+                f,
+                "the stream already held a message under the event's id: the run id was used \
+                 within the duplicate window, or somebody published copies of its ids"
+            ),
+            Cause::Stopped => write!(f, "the run stopped before a PubAck"),
         }
     }
 }
@@ -165,8 +179,8 @@ impl FailureLog {
 mod tests {
     use super::*;
 
-    const PAYLOAD: Cause = Some(PublishErrorKind::MaxPayloadExceeded);
-    const TIMEOUT: Cause = Some(PublishErrorKind::TimedOut);
+    const PAYLOAD: Cause = Cause::Error(PublishErrorKind::MaxPayloadExceeded);
+    const TIMEOUT: Cause = Cause::Error(PublishErrorKind::TimedOut);
 
     fn at(start: Instant, ms: u64) -> Instant {
         start + Duration::from_millis(ms)
@@ -207,13 +221,36 @@ mod tests {
     }
 
     #[test]
+    fn a_collision_is_told_as_its_own_cause() {
+        let log = FailureLog::new(EVERY);
+        let t0 = Instant::now();
+        let line = log
+            .note(Outcome::Failed, Cause::Collision, "r-1", t0)
+            .unwrap();
+        assert!(CauseText(line.cause)
+            .to_string()
+            .contains("duplicate window"));
+        assert!(
+            log.note(Outcome::Failed, PAYLOAD, "r-2", t0).is_some(),
+            "apart from errors"
+        );
+        assert!(log
+            .note(Outcome::Failed, Cause::Collision, "r-3", at(t0, 1))
+            .is_none());
+    }
+
+    #[test]
     fn outcomes_with_the_same_cause_are_apart() {
         let log = FailureLog::new(EVERY);
         let t0 = Instant::now();
-        assert!(log.note(Outcome::Failed, None, "r-1", t0).is_some());
-        assert!(log.note(Outcome::Indeterminate, None, "r-2", t0).is_some());
         assert!(log
-            .note(Outcome::Indeterminate, None, "r-3", at(t0, 1))
+            .note(Outcome::Failed, Cause::Stopped, "r-1", t0)
+            .is_some());
+        assert!(log
+            .note(Outcome::Indeterminate, Cause::Stopped, "r-2", t0)
+            .is_some());
+        assert!(log
+            .note(Outcome::Indeterminate, Cause::Stopped, "r-3", at(t0, 1))
             .is_none());
         let rest = log.flush();
         assert_eq!(rest.len(), 1);

@@ -123,7 +123,7 @@ impl Experiment {
             connections[0].clone(),
         )
         .await?;
-        crate::error::check_max_payload(
+        check_max_payload(
             s,
             &config.run_id,
             publisher_client.server_info().max_payload,
@@ -284,4 +284,57 @@ async fn refuse_reused_run_id(
 
 fn js_publish_stream(provisioned: &Provisioned) -> jetstream::stream::Stream {
     provisioned.stream.clone()
+}
+
+/// Checks that the scenario's events, and their dead-lettered copies, fit
+/// the server's `max_payload` (from its INFO), headers included: otherwise
+/// every publish, or every dead letter, would fail in a run that might
+/// still pass.
+fn check_max_payload(s: &Scenario, run_id: &str, max_payload: usize) -> Result<(), HarnessError> {
+    let headers =
+        crate::event::largest_headers(run_id).max(crate::consumer::largest_copy_headers(s, run_id));
+    let message = headers + crate::event::largest_body(&s.load.payload, run_id);
+    if message <= max_payload {
+        return Ok(());
+    }
+    let size = s.load.payload.size.0;
+    Err(HarnessError::PayloadAboveMaxPayload {
+        size,
+        message,
+        max_payload,
+        fits: (size as usize).saturating_sub(message - max_payload),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::exit;
+    use crate::scenario::ByteSize;
+
+    #[test]
+    fn a_payload_above_max_payload_is_a_usage_error_naming_both_sizes() {
+        let mut s = crate::scenario::parse(
+            "[load]\nrate = 1\nduration = \"1s\"\n[load.payload]\nsize = 8192\n",
+            std::path::Path::new("s.toml"),
+        )
+        .unwrap();
+        let e = check_max_payload(&s, "r1", 4096).unwrap_err();
+        assert_eq!(e.exit_code(), exit::USAGE);
+        let text = e.to_string();
+        assert!(
+            text.contains("`load.payload.size` 8192 B") && text.contains("max_payload of 4096 B"),
+            "{text}"
+        );
+        let HarnessError::PayloadAboveMaxPayload { fits, .. } = e else {
+            unreachable!()
+        };
+        s.load.payload.size = ByteSize(fits as u64);
+        assert!(check_max_payload(&s, "r1", 4096).is_ok(), "{fits}");
+        // The dead-lettered copy's headers are the longer: it decides.
+        let event = crate::event::largest_message(&s.load.payload, "r1");
+        assert!(event < 4096, "{event}");
+        s.load.payload.size = ByteSize(fits as u64 + 1);
+        assert!(check_max_payload(&s, "r1", 4096).is_err());
+    }
 }

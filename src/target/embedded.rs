@@ -258,7 +258,7 @@ pub struct EmbeddedCluster {
     binary: PathBuf,
     nodes: Vec<Node>,
     // Declared last: dropped after `Drop::drop` has killed every process.
-    dir: scratch::Scratch,
+    scratch: scratch::Scratch,
 }
 
 impl EmbeddedCluster {
@@ -296,14 +296,14 @@ impl EmbeddedCluster {
             binary: binary.clone(),
             message,
         };
-        let dir = scratch::create()
+        let scratch = scratch::create()
             .map_err(|e| setup(format!("cannot create a temporary folder: {e}")))?;
         let ports =
             reserve_ports(nodes).map_err(|e| setup(format!("cannot reserve ports: {e}")))?;
         let mut cluster = EmbeddedCluster {
             binary: binary.clone(),
             nodes: Vec::with_capacity(nodes),
-            dir,
+            scratch,
         };
         for (i, node_ports) in ports.iter().enumerate() {
             let node = Node::new(cluster.dir().join(format!("n{}", i + 1)), *node_ports);
@@ -346,7 +346,7 @@ impl EmbeddedCluster {
 
     /// The temporary folder holding every node's config, log and store.
     pub fn dir(&self) -> &Path {
-        self.dir.dir.path()
+        self.scratch.dir.path()
     }
 
     /// The JetStream store of `node`. Panics if `node` is out of range.

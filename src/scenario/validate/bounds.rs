@@ -87,6 +87,13 @@ pub fn check(s: &Scenario) -> Check {
         HOUR,
     )?;
     let r = &s.recovery;
+    number(
+        "recovery.rate",
+        r.rate,
+        0.0,
+        1.0,
+        " (a share of the target rate)",
+    )?;
     duration("recovery.end_to_end_p99", r.end_to_end_p99, MS, DAY)?;
     duration("recovery.window", r.window, MS, DAY)?;
     duration("recovery.stuck_after", r.stuck_after, MS, DAY)?;

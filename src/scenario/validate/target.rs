@@ -3,7 +3,6 @@
 //! is a usage error before anything starts.
 
 use std::path::Path;
-use std::time::Duration;
 
 use super::{require, Check, Invalid, Scenario};
 use crate::target::url;
@@ -27,12 +26,7 @@ pub(super) fn target(s: &Scenario) -> Check {
         )?;
     }
     login(s)?;
-    files(s)?;
-    require(
-        t.connect_timeout > Duration::ZERO,
-        "target.connect_timeout",
-        || "must be above 0s".into(),
-    )
+    files(s)
 }
 
 /// One way to log in: user and password, a token, a `.creds` file, or the
