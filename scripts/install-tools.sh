@@ -2,27 +2,31 @@
 # Installs the tools the harness and its tests run: nats-server always;
 # Prometheus, promtool and the Pushgateway with --with-prometheus;
 # docker-compose with --with-compose (to validate docker-compose.yml, which
-# needs no Docker engine). Idempotent and quiet when the tools are already
+# needs no Docker engine); Chromium with --with-chromium (to check the HTML
+# report in a real browser). Idempotent and quiet when the tools are already
 # there. nats-server lands in .tools/ at the repository root (gitignored);
 # the others are Debian packages.
 #
-# Usage: scripts/install-tools.sh [--with-prometheus] [--with-compose]
+# Usage: scripts/install-tools.sh [--with-prometheus] [--with-compose] [--with-chromium]
 set -euo pipefail
 
 NATS_SERVER_VERSION="2.12.8"
 PROMETHEUS_DEB_VERSION="2.42.0+ds-5+deb12u1"
 COMPOSE_DEB_VERSION="1.29.2-3"
 PUSHGATEWAY_DEB_VERSION="1.5.1-2+b5"
+CHROMIUM_DEB_VERSION="156.0.8078.79-1~deb12u1"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
 
 with_prometheus=0
 with_compose=0
+with_chromium=0
 for arg in "$@"; do
     case "$arg" in
         --with-prometheus) with_prometheus=1 ;;
         --with-compose) with_compose=1 ;;
+        --with-chromium) with_chromium=1 ;;
         -h|--help)
             sed -n '2,/^set /p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'
             exit 0
@@ -114,5 +118,24 @@ if [[ "$with_compose" == 1 ]] && ! command -v docker-compose >/dev/null 2>&1; th
     else
         echo "install-tools.sh: docker-compose not found and cannot apt-get install it" \
             "(needs root and apt-get); skipping it" >&2
+    fi
+fi
+
+# ---------------------------------------------------------------------------
+# Chromium (optional): Debian's package, for the HTML report's browser test.
+# ---------------------------------------------------------------------------
+
+if [[ "$with_chromium" == 1 ]] && ! command -v chromium >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing chromium (Debian package)" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        if ! apt-get install -y -qq --no-install-recommends "chromium=${CHROMIUM_DEB_VERSION}" >/dev/null 2>&1; then
+            echo "install-tools.sh: chromium ${CHROMIUM_DEB_VERSION} unavailable; installing Debian's current one" >&2
+            apt-get install -y -qq --no-install-recommends chromium >/dev/null
+        fi
+    else
+        echo "install-tools.sh: chromium not found and cannot apt-get install it" \
+            "(needs root and apt-get); the browser test will skip" >&2
     fi
 fi

@@ -1,5 +1,6 @@
-//! The command line: `harness run` and `harness validate`, their flags and
-//! the environment variables that stand in for them in CI.
+//! The command line: `harness run`, `harness validate` and `harness
+//! report`, their flags and the environment variables that stand in for
+//! them in CI.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -57,6 +58,30 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Draw saved JSON reports (from `--report-json`) as an HTML page.
+    ///
+    /// One report gives the same page as `run --report-html`. With
+    /// `--baseline`, a second run is drawn dashed behind it for comparison.
+    /// Several reports of one scenario at different rates add a chart of
+    /// latency against rate with the highest passing rate marked, and the
+    /// page details the run at that rate.
+    ///
+    /// Exit codes: 0 written · 2 a report cannot be read or the page cannot
+    /// be written.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// JSON reports written by `harness run --report-json`.
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Write the HTML page here.
+    #[arg(long, value_name = "PATH")]
+    pub html: PathBuf,
+    /// A JSON report to draw dashed behind the run, such as main's.
+    #[arg(long, value_name = "JSON")]
+    pub baseline: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +106,11 @@ pub struct RunArgs {
     /// per criterion, per accounting invariant, and for the run itself.
     #[arg(long, env = "HARNESS_REPORT_JUNIT")]
     pub report_junit: Option<PathBuf>,
+    /// Write the report as one self-contained HTML page here: the verdict,
+    /// criteria and accounting, latency, rates and backlog over time with
+    /// fault windows shaded, and each latency's distribution. Opens offline.
+    #[arg(long, env = "HARNESS_REPORT_HTML", value_name = "PATH")]
+    pub report_html: Option<PathBuf>,
     /// Write an HdrHistogram interval log per latency into this folder
     /// (`publish.hlog`, `end_to_end.hlog`, ...), one histogram per second,
     /// for HdrHistogram's own tools.
@@ -137,6 +167,13 @@ pub async fn execute(cli: Cli, signals: Signals) -> i32 {
                 }
             }
         }
+        Command::Report(args) => match draw(&args) {
+            Ok(()) => exit::PASSED,
+            Err(e) => {
+                say_error(&format!("error: {e}"));
+                exit::USAGE
+            }
+        },
         Command::Run(args) => match run_scenario(*args, signals).await {
             Ok(code) => code,
             Err(e) => {
@@ -162,6 +199,38 @@ fn validate(files: &[PathBuf]) -> i32 {
         }
     }
     code
+}
+
+/// `harness report`: the page for saved reports.
+fn draw(args: &ReportArgs) -> Result<(), String> {
+    use crate::report::{html, output, Report};
+    let runs = args
+        .reports
+        .iter()
+        .map(|path| Report::read_json(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(Report::read_json)
+        .transpose()?;
+    // Several runs: the page details the highest rate that passed (else
+    // the last one given).
+    let shown = runs
+        .iter()
+        .filter(|r| r.passed)
+        .max_by(|a, b| a.rates.target.total_cmp(&b.rates.target))
+        .or(runs.last())
+        .ok_or("no reports given")?;
+    let page = html::Page {
+        report: shown,
+        baseline: baseline.as_ref(),
+        sweep: if runs.len() >= 2 { &runs } else { &[] },
+    };
+    output::write_atomically(&args.html, html::render(&page).as_bytes())
+        .map_err(|e| format!("--html {}: cannot write there: {e}", args.html.display()))?;
+    println!("  report: {}", args.html.display());
+    Ok(())
 }
 
 /// Applies command-line values over the file's, then validates again.
@@ -233,6 +302,7 @@ fn check_outputs(args: &RunArgs) -> Result<(), HarnessError> {
     let outputs = [
         ("--report-json", &args.report_json),
         ("--report-junit", &args.report_junit),
+        ("--report-html", &args.report_html),
         ("--metrics-out", &args.metrics_out),
         ("--hdr-log", &hdr_log),
     ];
@@ -276,9 +346,10 @@ async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessErr
     // said there may be lost, but the reports must not be.
     let mut said = Vec::new();
     type Writer = fn(&crate::report::Report, &Path) -> std::io::Result<()>;
-    let outputs: [(&Option<PathBuf>, Writer); 3] = [
+    let outputs: [(&Option<PathBuf>, Writer); 4] = [
         (&args.report_json, crate::report::Report::write_json),
         (&args.report_junit, crate::report::Report::write_junit),
+        (&args.report_html, crate::report::Report::write_html),
         (&args.hdr_log, crate::report::Report::write_hdr_logs),
     ];
     for (path, write) in outputs {

@@ -324,7 +324,7 @@ pub struct Criterion {
 }
 
 /// The verdict on one criterion, as the report shows it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Outcome {
     /// The figure name, such as `publish.p99`.
     pub name: String,

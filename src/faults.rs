@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -18,7 +18,7 @@ use crate::target::embedded::EmbeddedCluster;
 use crate::target::proxy::Proxy;
 
 /// A fault as it happened.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Applied {
     pub kind: FaultKind,
     /// The embedded node, for server faults.

@@ -70,7 +70,7 @@ fn outcome(byte: u8) -> Outcome {
 }
 
 /// An event named in the report so a failure can be chased.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Sample {
     pub event_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]

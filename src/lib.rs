@@ -19,7 +19,8 @@
 //! - [`provision`]: the stream, the dead-letter stream and the durable consumer.
 //! - [`publisher`]: sends the schedule, awaits PubAcks, retries, classifies.
 //! - [`consumer`]: the consumer under test: workers, outcomes, dead letters.
-//! - [`report`]: the final report: JSON, the terminal summary.
+//! - [`report`]: the final report: JSON, the terminal summary, JUnit XML,
+//!   HdrHistogram interval logs, and the HTML page with its SVG charts.
 //! - [`metrics`]: the Prometheus registry, its catalogue of metrics and their mirroring.
 //! - [`panics`]: panics in a run's tasks, caught and named, so the run fails loudly.
 //! - [`progress`]: the live status line while a run goes on.

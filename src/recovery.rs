@@ -22,7 +22,7 @@
 use std::collections::VecDeque;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::criteria::{Figure, Kind};
 use crate::scenario::Recovery;
@@ -68,7 +68,7 @@ pub struct Tick {
 }
 
 /// What one fault cost, for the report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cost {
     /// From the end of the fault until the rate and end-to-end p99 were
     /// back within bounds; None if they never were during the run.
@@ -80,7 +80,7 @@ pub struct Cost {
 }
 
 /// The longest time the consumer was stuck.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Stuck {
     /// Seconds from the start of the load when it last made progress.
     pub since_secs: f64,

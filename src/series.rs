@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::stats::Latency;
 
@@ -24,7 +24,7 @@ use crate::stats::Latency;
 pub const MAX_POINTS: usize = 3_600;
 
 /// One latency over one interval, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct IntervalLatency {
     pub count: u64,
     pub p50: f64,
@@ -48,16 +48,16 @@ impl IntervalLatency {
 }
 
 /// Each latency's figures from its histogram, in [`Latency::ALL`] order.
-fn latencies(histograms: &[Histogram<u64>]) -> BTreeMap<&'static str, IntervalLatency> {
+fn latencies(histograms: &[Histogram<u64>]) -> BTreeMap<String, IntervalLatency> {
     Latency::ALL
         .iter()
         .zip(histograms)
-        .map(|(which, h)| (which.name(), IntervalLatency::of(h)))
+        .map(|(which, h)| (which.name().to_string(), IntervalLatency::of(h)))
         .collect()
 }
 
 /// One interval, ending at `t_secs` from the start of the load.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Point {
     pub t_secs: f64,
     /// Events per second over the interval: intended by the schedule,
@@ -71,7 +71,7 @@ pub struct Point {
     pub backlog: Option<u64>,
     pub in_flight: u64,
     /// By latency name.
-    pub latency: BTreeMap<&'static str, IntervalLatency>,
+    pub latency: BTreeMap<String, IntervalLatency>,
     /// The interval's histograms themselves, in [`Latency::ALL`] order,
     /// V2-deflate encoded (a few hundred bytes each): what `--hdr-log`
     /// writes, and what merging adds exactly.
@@ -130,7 +130,7 @@ impl Point {
 }
 
 /// A stretch of the timeline: a phase or a fault.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Mark {
     /// `load` or `drain` for phases; a fault's kind for faults.
     pub name: String,
@@ -140,7 +140,7 @@ pub struct Mark {
 }
 
 /// The series as the report carries it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Series {
     /// The interval between points, after any coarsening.
     pub interval_secs: f64,

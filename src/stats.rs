@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The latencies the harness records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ impl Latency {
 }
 
 /// A latency distribution as the report shows it, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub count: u64,
     pub min: f64,
@@ -89,6 +89,32 @@ impl Summary {
             _ => return None,
         })
     }
+}
+
+/// How finely [`distribution`] steps: points per halving of the distance to
+/// 100%, as HdrHistogram's own percentile output does.
+const TICKS_PER_HALF_DISTANCE: u32 = 5;
+
+/// A latency's whole percentile distribution, in the shape HdrHistogram
+/// prints it: `[percentile, milliseconds]` points, ever finer towards 100%,
+/// ending at the maximum. A few dozen points for any run (about 5 per
+/// "nine" of the count), so the report stays small.
+pub fn distribution(h: &Histogram<u64>) -> Vec<[f64; 2]> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut points: Vec<[f64; 2]> = Vec::new();
+    for step in h.iter_quantiles(TICKS_PER_HALF_DISTANCE) {
+        let point = [
+            step.quantile_iterated_to() * 100.0,
+            h.highest_equivalent(step.value_iterated_to()) as f64 / 1000.0,
+        ];
+        // The iterator repeats the top value once it reaches 100%.
+        if points.last().is_none_or(|last| last[0] < point[0]) {
+            points.push(point);
+        }
+    }
+    points
 }
 
 pub fn new_histogram() -> Histogram<u64> {
@@ -164,6 +190,11 @@ impl Stats {
         Summary::of(&self.slot(which))
     }
 
+    /// One latency's percentile distribution (see [`distribution`]).
+    pub fn distribution(&self, which: Latency) -> Vec<[f64; 2]> {
+        distribution(&self.slot(which))
+    }
+
     /// These stats, also keeping the end-to-end latencies since each
     /// [`Stats::take_recent_end_to_end`].
     pub fn keeping_recent(mut self) -> Stats {
@@ -188,6 +219,30 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_distribution_runs_from_the_minimum_to_the_maximum_ever_finer() {
+        let mut h = new_histogram();
+        for us in 1..=1_000_000u64 {
+            h.record(us).unwrap();
+        }
+        let d = distribution(&h);
+        assert_eq!(d.first().unwrap()[0], 0.0);
+        assert_eq!(
+            *d.last().unwrap(),
+            [100.0, h.highest_equivalent(1_000_000) as f64 / 1000.0]
+        );
+        assert!(
+            d.windows(2)
+                .all(|w| w[0][0] < w[1][0] && w[0][1] <= w[1][1]),
+            "{d:?}"
+        );
+        // About five points per nine of a million samples, not a million.
+        assert!(d.len() > 50 && d.len() < 200, "{} points", d.len());
+        let p99 = d.iter().find(|p| p[0] >= 99.0).unwrap();
+        assert!((p99[1] - 990.0).abs() < 1.0, "{p99:?}");
+        assert!(distribution(&new_histogram()).is_empty());
+    }
 
     #[test]
     fn summaries_are_in_milliseconds_with_three_significant_digits() {

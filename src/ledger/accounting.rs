@@ -2,12 +2,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{outcome, publish_state, Ledger, Live, Outcome, PublishState, Sample, SAMPLE_LIMIT};
 
 /// Every count of DESIGN.md's accounting table, for one run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accounting {
     pub scheduled: u64,
     pub published: u64,
@@ -39,7 +39,7 @@ pub struct Accounting {
     pub invariants: Vec<Invariant>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Samples {
     pub lost: Vec<Sample>,
     pub indeterminate: Vec<Sample>,
@@ -47,7 +47,7 @@ pub struct Samples {
 }
 
 /// One accounting identity, with both sides as counted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invariant {
     pub name: String,
     pub left: u64,

@@ -1,9 +1,12 @@
 //! The report: everything a run found, as data. Rendered for people on the
 //! terminal ([`summary`]), for machines as JSON (`--report-json`), whose
 //! fields are part of the stable contract (DESIGN.md), and for CI test
-//! views as JUnit XML (`--report-junit`, [`junit`]).
+//! views as JUnit XML (`--report-junit`, [`junit`]), and for people after
+//! the run as one self-contained HTML page (`--report-html`, [`html`]).
 
+pub mod chart;
 pub mod hdr_log;
+pub mod html;
 pub mod junit;
 pub mod output;
 pub mod summary;
@@ -11,7 +14,7 @@ pub mod summary;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::criteria::{self, Figure, Figures, Kind};
 use crate::ledger::Accounting;
@@ -20,7 +23,7 @@ use crate::stats::Summary;
 /// Bumped when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
     pub harness_version: String,
@@ -41,6 +44,12 @@ pub struct Report {
     pub success_rate: f64,
     /// publish, publish_attempt, end_to_end, processing, schedule_lag.
     pub latency: BTreeMap<String, Summary>,
+    /// Each latency's whole percentile distribution, as `[percentile,
+    /// milliseconds]` points ever finer towards 100% (HdrHistogram's
+    /// percentile output), for plotting on a "nines" axis and comparing
+    /// runs across the whole range rather than at one percentile.
+    #[serde(default)]
+    pub distribution: BTreeMap<String, Vec<[f64; 2]>>,
     pub consumer: ConsumerState,
     pub criteria: Vec<criteria::Outcome>,
     /// The faults applied: what, on which node, when, when it was undone,
@@ -72,7 +81,7 @@ pub struct Report {
     pub passed: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetInfo {
     pub url: String,
     pub embedded: bool,
@@ -82,7 +91,7 @@ pub struct TargetInfo {
 }
 
 /// The network-fault proxy and what it did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProxyInfo {
     /// The URL the clients connected to.
     pub url: String,
@@ -92,7 +101,7 @@ pub struct ProxyInfo {
     pub resets: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Rates {
     /// Intended events/s over the load time.
     pub target: f64,
@@ -101,7 +110,7 @@ pub struct Rates {
 }
 
 /// The durable consumer as JetStream saw it at the end.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ConsumerState {
     pub num_pending: u64,
     pub num_ack_pending: u64,
@@ -129,6 +138,37 @@ impl Report {
             }
         }
         failed.map_or(Ok(()), Err)
+    }
+
+    /// The report as one self-contained HTML page (see [`html`]).
+    pub fn write_html(&self, path: &Path) -> std::io::Result<()> {
+        let page = html::Page {
+            report: self,
+            baseline: None,
+            sweep: &[],
+        };
+        output::write_atomically(path, html::render(&page).as_bytes())
+    }
+
+    /// A report written by `--report-json`, read back.
+    pub fn read_json(path: &Path) -> Result<Report, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let report: Report = serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{}: not a harness JSON report (line {}, column {}: {e})",
+                path.display(),
+                e.line(),
+                e.column()
+            )
+        })?;
+        if report.schema_version != SCHEMA_VERSION {
+            return Err(format!(
+                "{}: report schema_version {} is not this harness's {SCHEMA_VERSION}",
+                path.display(),
+                report.schema_version
+            ));
+        }
+        Ok(report)
     }
 
     /// The report as JUnit XML (see [`junit`]).
@@ -209,5 +249,182 @@ impl Report {
         } else {
             exit::FAILED
         }
+    }
+}
+
+/// A made-up report of a 60-second run at 100/s with one fault, for the
+/// renderers' tests.
+#[cfg(test)]
+pub(crate) fn example() -> Report {
+    use crate::series::{IntervalLatency, Mark, Point, Series};
+    let summary = |ms: f64| Summary {
+        count: 6000,
+        min: ms / 10.0,
+        mean: ms / 2.0,
+        p50: ms / 2.0,
+        p90: ms,
+        p99: ms * 2.0,
+        p999: ms * 4.0,
+        max: ms * 8.0,
+    };
+    let names = [
+        "publish",
+        "publish_attempt",
+        "end_to_end",
+        "processing",
+        "schedule_lag",
+    ];
+    let points = (1..=60)
+        .map(|t| {
+            let slow = if (20..30).contains(&t) { 50.0 } else { 1.0 };
+            Point {
+                t_secs: t as f64,
+                target_rate: 100.0,
+                achieved_rate: 100.0,
+                acked_rate: 100.0,
+                processed_rate: if slow > 1.0 { 20.0 } else { 100.0 },
+                backlog: Some(if slow > 1.0 { 80 * (t - 19) } else { 3 }),
+                in_flight: 4,
+                latency: names
+                    .iter()
+                    .map(|n| {
+                        let l = IntervalLatency {
+                            count: 100,
+                            p50: slow,
+                            p99: slow * 3.0,
+                            p999: slow * 4.0,
+                            max: slow * 5.0,
+                        };
+                        (n.to_string(), l)
+                    })
+                    .collect(),
+                histograms: Vec::new(),
+            }
+        })
+        .collect();
+    let counts = Accounting {
+        scheduled: 6000,
+        published: 6000,
+        processed: 6000,
+        invariants: vec![crate::ledger::Invariant {
+            name: "scheduled = published + publish_failed + indeterminate + not_sent".into(),
+            left: 6000,
+            right: 6000,
+            holds: true,
+        }],
+        ..Accounting::default()
+    };
+    Report {
+        schema_version: SCHEMA_VERSION,
+        harness_version: "0.0.0".into(),
+        scenario: "example <&>".into(),
+        scenario_file: "scenarios/example.toml".into(),
+        run_id: "r0000cafe".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        duration_secs: 62.0,
+        load_secs: 60.0,
+        target: TargetInfo {
+            url: "nats://127.0.0.1:4222".into(),
+            embedded: true,
+            nodes: 3,
+            proxy: None,
+        },
+        config: serde_json::json!({"load": {"rate": 100.0}}),
+        counts,
+        rates: Rates {
+            target: 100.0,
+            achieved: 100.0,
+        },
+        success_rate: 1.0,
+        latency: names
+            .iter()
+            .map(|n| (n.to_string(), summary(2.0)))
+            .collect(),
+        distribution: names
+            .iter()
+            .map(|n| {
+                let d = vec![
+                    [0.0, 0.1],
+                    [50.0, 1.0],
+                    [90.0, 2.0],
+                    [99.0, 4.0],
+                    [99.9, 8.0],
+                    [100.0, 16.0],
+                ];
+                (n.to_string(), d)
+            })
+            .collect(),
+        consumer: ConsumerState::default(),
+        criteria: vec![criteria::Outcome {
+            name: "end_to_end.p99".into(),
+            expression: "end_to_end.p99 < 200ms".into(),
+            actual: Some(4.0),
+            passed: true,
+        }],
+        faults: vec![crate::faults::Applied {
+            kind: crate::scenario::FaultKind::Kill,
+            node: Some(1),
+            started_secs: 20.0,
+            recovered_secs: Some(30.0),
+            error: None,
+            cost: crate::recovery::Cost {
+                recovery_secs: Some(3.5),
+                publish_failed: 0,
+                indeterminate: 2,
+            },
+            index: 0,
+        }],
+        consumer_stuck: None,
+        fault_figures: Default::default(),
+        garbage_sent: 0,
+        series: Series {
+            interval_secs: 1.0,
+            points,
+            phases: vec![
+                Mark {
+                    name: "load".into(),
+                    start_secs: 0.0,
+                    end_secs: Some(60.0),
+                },
+                Mark {
+                    name: "drain".into(),
+                    start_secs: 60.0,
+                    end_secs: Some(62.0),
+                },
+            ],
+            faults: vec![Mark {
+                name: "kill".into(),
+                start_secs: 20.0,
+                end_secs: Some(30.0),
+            }],
+        },
+        panics: Vec::new(),
+        interrupted: false,
+        aborted_by: None,
+        saturated: false,
+        warnings: Vec::new(),
+        passed: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_json_report_reads_back_as_the_same_report() {
+        let report = super::example();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        report.write_json(&path).unwrap();
+        let back = super::Report::read_json(&path).unwrap();
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
+            serde_json::to_value(&report).unwrap()
+        );
+        std::fs::write(&path, "{\"schema_version\": 1}").unwrap();
+        let e = super::Report::read_json(&path).unwrap_err();
+        assert!(
+            e.contains("not a harness JSON report") && e.contains("r.json"),
+            "{e}"
+        );
     }
 }

@@ -178,6 +178,10 @@ pub fn build(
         .into_iter()
         .map(|l| (l.name().to_string(), facts.stats.summary(l)))
         .collect();
+    let distribution: BTreeMap<String, _> = Latency::ALL
+        .into_iter()
+        .map(|l| (l.name().to_string(), facts.stats.distribution(l)))
+        .collect();
     let rates = rates(&facts);
     let completed = !interrupted && aborted_by.is_none();
     let saturated = latency["schedule_lag"].p99 > SATURATION_LAG_MS
@@ -203,6 +207,7 @@ pub fn build(
         rates,
         success_rate,
         latency,
+        distribution,
         consumer,
         criteria: Vec::new(),
         faults: facts.faults,
