@@ -274,10 +274,12 @@ fn over_time(out: &mut String, page: &Page) {
         }
     );
     type Stat = fn(&crate::series::IntervalLatency) -> f64;
-    let stats: [(&str, Stat); 3] = [("p50", |l| l.p50), ("p99", |l| l.p99), ("max", |l| l.max)];
+    // The maximum first, so that on a long, spiky run it stays behind
+    // the percentiles instead of hiding them.
+    let stats: [(&str, Stat); 3] = [("max", |l| l.max), ("p99", |l| l.p99), ("p50", |l| l.p50)];
     let mut lines = Vec::new();
     for (which, colours) in [("publish", PUBLISH), ("end_to_end", END_TO_END)] {
-        for ((name, stat), colour) in stats.iter().zip(colours) {
+        for ((name, stat), colour) in stats.iter().zip(colours.iter().rev()) {
             lines.push(line(
                 format!("{which} {name}"),
                 colour,
