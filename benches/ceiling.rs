@@ -1,26 +1,45 @@
-//! The schedule ceiling: the highest rate at which the harness holds its
-//! schedule (schedule_lag p99 under 1 ms and achieved rate at least 99% of
-//! target) against an embedded memory-storage stream; in the same run, the
-//! ceiling of a bare async-nats pipeline (publish with acks plus a pull
-//! consumer acking, no accounting) against the same server; their ratio;
-//! and the peak RSS after a run of 1M events.
+//! Is the harness ever the bottleneck? Against one nats-server on
+//! 127.0.0.1, in one run, for 128 B and 1 KiB payloads on memory and file
+//! storage:
+//!
+//! 1. the harness's highest holding rate, run as a user runs it (the
+//!    release binary, `harness run --nats-url`, its own process), where a
+//!    rate holds when the run exits 0 with nothing lost, achieves at least
+//!    99% of the target, keeps end_to_end p99 under 100 ms and
+//!    schedule_lag p99 under 5 ms: doubling from a start rate until a step
+//!    misses, then bisecting;
+//! 2. the strongest bare async-nats pipeline on the same server: one
+//!    publisher keeping a window of PubAck futures outstanding, a
+//!    `Nats-Msg-Id` on every message, and one pull consumer on
+//!    `stream().max_messages_per_batch(1000).messages()` acking each; the
+//!    best of windows 256, 1,024 and 4,096, its rate N over the time from
+//!    the first publish to the last message consumed;
+//! 3. their ratio;
+//!
+//! and, for 128 B on memory storage, the harness process's CPU (its own
+//! rusage; the server is another process) at 10 events/s over 60 s, per
+//! event at 2,000/s against per event at the ceiling; the schedule's
+//! honesty (achieved against target, schedule_lag p99 at half the
+//! ceiling); and its peak RSS after 100 k and after 10 M events at 80% of
+//! the ceiling.
 //!
 //! `cargo bench --bench ceiling`. Knobs (environment): CEILING_STEP_SECS
-//! (8), CEILING_START_RATE (1000), CEILING_MAX_RATE (200000),
-//! CEILING_RSS_EVENTS (1000000), CEILING_QUICK=1 (short steps, 50k events).
-//! Results are printed and written to target/ceiling.json.
+//! (10), CEILING_START_RATE (4000), CEILING_BARE_EVENTS (500000),
+//! CEILING_MEMORY_EVENTS (10000000), CEILING_IDLE_SECS (60),
+//! CEILING_CONFIGS (`128:memory,1024:memory,128:file,1024:file`), and
+//! CEILING_QUICK=1 for a short sanity pass. Results are printed and written
+//! to target/ceiling.json.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
 
 use async_nats::jetstream::{self, consumer::pull, stream};
+use async_nats::HeaderMap;
 use futures::StreamExt;
-use harness::progress;
 use harness::report::Report;
-use harness::run::{self, RunConfig, Signals};
-use harness::scenario::{Distribution, Scenario, Storage};
 use harness::target::embedded::EmbeddedCluster;
+use serde_json::json;
 
 fn knob(name: &str, default: f64) -> f64 {
     std::env::var(name)
@@ -33,86 +52,205 @@ fn quick() -> bool {
     std::env::var("CEILING_QUICK").is_ok_and(|v| v == "1")
 }
 
-/// A memory-storage scenario whose consumer does no work, so that the
-/// publisher's pacing is what is measured.
-fn scenario(url: &str, step: usize, rate: f64, secs: f64) -> Scenario {
-    let mut s = Scenario::default();
-    s.target.url = Some(url.to_string());
-    s.stream.name = format!("CEILING_{step}");
-    s.stream.subjects = vec![format!("ceiling.{step}.>")];
-    s.stream.storage = Storage::Memory;
-    s.load.subject = format!("ceiling.{step}.events");
-    s.load.rate = Some(rate);
-    s.load.duration = Some(Duration::from_secs_f64(secs));
-    s.load.max_in_flight = 16_384;
-    s.load.payload.size = harness::scenario::ByteSize(128);
-    s.consumer.durable = format!("ceiling{step}");
-    s.consumer.workers = 4;
-    s.consumer.batch = 256;
-    s.consumer.max_ack_pending = 50_000;
-    s.consumer.processing.distribution = Distribution::Constant;
-    s.consumer.processing.mean = Duration::ZERO;
-    s.consumer.dead_letter_subject = format!("ceiling_dlq.{step}");
-    s.consumer.dead_letter_stream = format!("CEILING_DLQ_{step}");
-    s.drain.timeout = Duration::from_secs(30);
-    s
+/// A payload size and a storage.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    payload: usize,
+    file: bool,
 }
 
-async fn run_harness(url: &str, step: usize, rate: f64, secs: f64) -> Report {
-    let config = RunConfig {
-        scenario: scenario(url, step, rate, secs),
-        name: format!("ceiling-{step}"),
-        file: "bench".into(),
-        run_id: format!("c{step}"),
-        seed: step as u64,
-        progress: progress::Mode::Quiet,
-        metrics: Default::default(),
+impl Shape {
+    fn name(self) -> String {
+        format!(
+            "{} B {}",
+            self.payload,
+            if self.file { "file" } else { "memory" }
+        )
+    }
+}
+
+fn shapes() -> Vec<Shape> {
+    let text = std::env::var("CEILING_CONFIGS")
+        .unwrap_or_else(|_| "128:memory,1024:memory,128:file,1024:file".into());
+    text.split(',')
+        .filter_map(|s| {
+            let (size, storage) = s.trim().split_once(':')?;
+            Some(Shape {
+                payload: size.parse().ok()?,
+                file: storage == "file",
+            })
+        })
+        .collect()
+}
+
+/// One harness run as its own process: the report, the exit code, and
+/// what the process used.
+struct Run {
+    report: Report,
+    exit: i32,
+    cpu_secs: f64,
+    max_rss_kib: u64,
+}
+
+impl Run {
+    fn held(&self) -> bool {
+        let r = &self.report;
+        self.exit == 0
+            && r.counts.lost == 0
+            && r.rates.achieved >= 0.99 * r.rates.target
+            && r.latency["end_to_end"].p99 < 100.0
+            && r.latency["schedule_lag"].p99 < 5.0
+    }
+
+    fn cpu_per_event_us(&self) -> f64 {
+        self.cpu_secs * 1e6 / self.report.counts.scheduled.max(1) as f64
+    }
+}
+
+struct Bench {
+    binary: PathBuf,
+    url: String,
+    dir: tempfile::TempDir,
+    steps: usize,
+}
+
+impl Bench {
+    /// Runs the harness on a fresh stream: `events` at `rate`.
+    fn run(&mut self, shape: Shape, rate: f64, secs: f64, workqueue: bool) -> Run {
+        self.steps += 1;
+        let n = self.steps;
+        let scenario = format!(
+            r#"name = "ceiling-{n}"
+[stream]
+name = "CEILING_{n}"
+subjects = ["ceiling.{n}.>"]
+storage = "{storage}"
+retention = "{retention}"
+[load]
+subject = "ceiling.{n}.events"
+rate = {rate}
+duration = "{millis}ms"
+max_in_flight = 4096
+[load.payload]
+size = {size}
+kind = "random"
+[consumer]
+durable = "ceiling{n}"
+workers = 4
+batch = 256
+max_ack_pending = -1
+dead_letter_subject = "ceiling_dlq.{n}"
+dead_letter_stream = "CEILING_DLQ_{n}"
+[consumer.processing]
+distribution = "constant"
+mean = "0s"
+[drain]
+timeout = "60s"
+"#,
+            storage = if shape.file { "file" } else { "memory" },
+            retention = if workqueue { "workqueue" } else { "limits" },
+            millis = (secs * 1000.0).round() as u64,
+            size = shape.payload,
+        );
+        let file = self.dir.path().join(format!("s{n}.toml"));
+        let json = self.dir.path().join(format!("r{n}.json"));
+        std::fs::write(&file, scenario).expect("scenario");
+        // Reaped by `wait`, with wait4, for the child's own rusage.
+        #[allow(clippy::zombie_processes)]
+        let child = Command::new(&self.binary)
+            .args([
+                "run",
+                "--quiet",
+                "--metrics-addr",
+                "off",
+                "--nats-url",
+                &self.url,
+            ])
+            .arg("--report-json")
+            .arg(&json)
+            .arg(&file)
+            .env("HARNESS_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("harness");
+        let (exit, usage) = wait(child.id());
+        let report =
+            Report::read_json(&json).unwrap_or_else(|e| panic!("step {n}: exit {exit}: {e}"));
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Run {
+            report,
+            exit,
+            cpu_secs: tv(usage.ru_utime) + tv(usage.ru_stime),
+            max_rss_kib: usage.ru_maxrss as u64,
+        }
+    }
+}
+
+/// Reaps the child, with its exit code and resource usage.
+fn wait(pid: u32) -> (i32, libc::rusage) {
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills in; the pid is our child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid as libc::pid_t, "wait4");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
     };
-    run::run(config, Signals::default())
-        .await
-        .expect("bench run")
+    (code, usage)
 }
 
-fn holds(report: &Report) -> bool {
-    report.latency["schedule_lag"].p99 < 1.0 && report.rates.achieved >= 0.99 * report.rates.target
-}
-
-fn print_step(rate: f64, report: &Report) {
-    let lag = &report.latency["schedule_lag"];
-    let c = &report.counts;
+fn print_header() {
     println!(
-        "{rate:>9.0} {:>10.1} {:>9.3} {:>9.3} {:>9.3} {:>10.3} {:>10.3} {:>9} {:>6} {:>6} {}",
-        report.rates.achieved,
+        "  {:>8} {:>9} {:>8} {:>8} {:>9} {:>9} {:>7} {:>6} {:>9}  verdict",
+        "rate/s",
+        "achieved",
+        "lag p50",
+        "lag p99",
+        "pub p99",
+        "e2e p99",
+        "cpu %",
+        "lost",
+        "µs/event"
+    );
+}
+
+fn print_step(rate: f64, run: &Run) {
+    let r = &run.report;
+    let lag = &r.latency["schedule_lag"];
+    println!(
+        "  {rate:>8.0} {:>9.1} {:>8.3} {:>8.3} {:>9.3} {:>9.3} {:>7.1} {:>6} {:>9.2}  {}",
+        r.rates.achieved,
         lag.p50,
         lag.p99,
-        lag.max,
-        report.latency["publish"].p99,
-        report.latency["end_to_end"].p99,
-        c.processed,
-        c.lost,
-        c.held_back,
-        if holds(report) { "holds" } else { "misses" },
+        r.latency["publish"].p99,
+        r.latency["end_to_end"].p99,
+        100.0 * run.cpu_secs / r.duration_secs.max(f64::EPSILON),
+        r.counts.lost,
+        run.cpu_per_event_us(),
+        if run.held() { "holds" } else { "misses" },
     );
     assert!(
-        c.invariants_hold(),
+        r.counts.invariants_hold(),
         "accounting invariants broke at {rate}/s: {:?}",
-        c.invariants
+        r.counts.invariants
     );
 }
 
-/// Doubles the rate until the schedule slips, then bisects.
-async fn harness_ceiling(url: &str, step_secs: f64) -> f64 {
-    println!("\nharness: rate/s  achieved  lag p50   lag p99   lag max  publish p99  e2e p99  processed   lost  held");
-    let mut step = 0;
-    let mut rate = knob("CEILING_START_RATE", 1000.0);
-    let max_rate = knob("CEILING_MAX_RATE", 200_000.0);
-    let (mut pass, mut fail) = (0.0, f64::INFINITY);
-    while rate <= max_rate {
-        step += 1;
-        let report = run_harness(url, step, rate, step_secs).await;
-        print_step(rate, &report);
-        if holds(&report) {
+/// Doubles the rate until a step misses, then bisects: the highest rate
+/// that held, and its run.
+fn ceiling(bench: &mut Bench, shape: Shape, step_secs: f64) -> (f64, Option<Run>) {
+    print_header();
+    let mut rate = knob("CEILING_START_RATE", 4000.0);
+    let (mut pass, mut fail): (f64, f64) = (0.0, f64::INFINITY);
+    let mut best = None;
+    while rate <= 1_000_000.0 {
+        let run = bench.run(shape, rate, step_secs, false);
+        print_step(rate, &run);
+        if run.held() {
             pass = rate;
+            best = Some(run);
             rate *= 2.0;
         } else {
             fail = rate;
@@ -123,95 +261,105 @@ async fn harness_ceiling(url: &str, step_secs: f64) -> f64 {
         if !fail.is_finite() {
             break;
         }
-        rate = ((pass + fail) / 2.0).round();
-        step += 1;
-        let report = run_harness(url, step, rate, step_secs).await;
-        print_step(rate, &report);
-        if holds(&report) {
+        let rate = ((pass + fail) / 2.0).round();
+        let run = bench.run(shape, rate, step_secs, false);
+        print_step(rate, &run);
+        if run.held() {
             pass = rate;
+            best = Some(run);
         } else {
             fail = rate;
         }
     }
-    pass
+    (pass, best)
 }
 
-/// A bare pipeline: publish with acks as fast as 1024 outstanding acks
-/// allow, and a pull consumer acking what arrives. Returns (published/s, consumed/s).
-async fn bare_ceiling(url: &str, secs: f64) -> (f64, f64) {
+/// The bare pipeline with `window` PubAcks outstanding: N over the time
+/// from the first publish to the last message consumed.
+async fn bare(url: &str, shape: Shape, window: usize, events: u64, n: usize) -> f64 {
     let client = async_nats::connect(url).await.expect("connect");
     let js = jetstream::new(client.clone());
+    let name = format!("BARE_{n}");
     let stream = js
         .create_stream(stream::Config {
-            name: "BARE".into(),
-            subjects: vec!["bare.>".into()],
-            storage: stream::StorageType::Memory,
+            name: name.clone(),
+            subjects: vec![format!("bare.{n}.>")],
+            storage: if shape.file {
+                stream::StorageType::File
+            } else {
+                stream::StorageType::Memory
+            },
             ..Default::default()
         })
         .await
         .expect("stream");
     let consumer = stream
         .create_consumer(pull::Config {
-            durable_name: Some("bare".into()),
-            max_ack_pending: 50_000,
+            durable_name: Some(format!("bare{n}")),
+            max_ack_pending: -1,
             ..Default::default()
         })
         .await
         .expect("consumer");
-    let consumed = Arc::new(AtomicU64::new(0));
-    let consuming = consumed.clone();
     let reader = tokio::spawn(async move {
         let mut messages = consumer
             .stream()
-            .max_messages_per_batch(256)
+            .max_messages_per_batch(1000)
             .messages()
             .await
             .expect("pull");
+        let mut consumed = 0u64;
         while let Some(Ok(message)) = messages.next().await {
             let _ = message.ack().await;
-            consuming.fetch_add(1, Ordering::Relaxed);
+            consumed += 1;
+            if consumed == events {
+                break;
+            }
         }
+        Instant::now()
     });
-    let payload = bytes::Bytes::from(vec![b'x'; 128]);
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let payload: bytes::Bytes = (0..shape.payload)
+        .map(|i| (i * 7 + 13) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let subject = format!("bare.{n}.events");
     let started = Instant::now();
-    let mut acks = futures::stream::FuturesUnordered::new();
-    let mut published = 0u64;
-    while Instant::now() < deadline {
-        while acks.len() < 1024 {
-            let ack = js
-                .publish("bare.events", payload.clone())
-                .await
-                .expect("publish");
-            acks.push(std::future::IntoFuture::into_future(ack));
+    let mut acks: futures::stream::FuturesUnordered<
+        <async_nats::jetstream::context::PublishAckFuture as std::future::IntoFuture>::IntoFuture,
+    > = futures::stream::FuturesUnordered::new();
+    for i in 0..events {
+        if acks.len() >= window {
+            acks.next().await.expect("a future").expect("pub ack");
         }
-        if let Some(Ok(_)) = acks.next().await {
-            published += 1;
-        }
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("b{n}-{i}").as_str());
+        let ack = js
+            .publish_with_headers(subject.clone(), headers, payload.clone())
+            .await
+            .expect("publish");
+        acks.push(std::future::IntoFuture::into_future(ack));
     }
-    let publish_secs = started.elapsed().as_secs_f64();
-    let consumed_at_end = consumed.load(Ordering::Relaxed);
-    while let Some(result) = acks.next().await {
-        published += u64::from(result.is_ok());
+    while let Some(ack) = acks.next().await {
+        ack.expect("pub ack");
     }
-    reader.abort();
-    (
-        published as f64 / publish_secs,
-        consumed_at_end as f64 / publish_secs,
-    )
+    let last = reader.await.expect("reader");
+    let _ = js.delete_stream(&name).await;
+    events as f64 / last.duration_since(started).as_secs_f64()
 }
 
-fn rss_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+/// Deletes the streams the harness runs made, so that the server's memory
+/// holds only the step under way.
+async fn clean(url: &str) {
+    let client = async_nats::connect(url).await.expect("connect");
+    let js = jetstream::new(client);
+    let mut names = js.stream_names();
+    let mut all = Vec::new();
+    while let Some(Ok(name)) = names.next().await {
+        all.push(name);
+    }
+    for name in all {
+        let _ = js.delete_stream(&name).await;
+    }
 }
 
 fn main() {
@@ -219,40 +367,132 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(async {
-        let step_secs = knob("CEILING_STEP_SECS", if quick() { 2.0 } else { 8.0 });
-        let rss_events = knob("CEILING_RSS_EVENTS", if quick() { 50_000.0 } else { 1_000_000.0 });
-        let cluster = EmbeddedCluster::start(1).await.expect("nats-server (run scripts/install-tools.sh)");
-        let url = cluster.url();
-        let harness = harness_ceiling(&url, step_secs).await;
-        let (bare_publish, bare_consume) = bare_ceiling(&url, step_secs.max(5.0)).await;
-        let bare = bare_publish.min(bare_consume.max(1.0));
-        println!("\nbare async-nats pipeline: published {bare_publish:.0}/s, consumed {bare_consume:.0}/s");
+    let step_secs = knob("CEILING_STEP_SECS", if quick() { 3.0 } else { 10.0 });
+    let bare_events = knob(
+        "CEILING_BARE_EVENTS",
+        if quick() { 50_000.0 } else { 500_000.0 },
+    ) as u64;
+    let memory_events = knob(
+        "CEILING_MEMORY_EVENTS",
+        if quick() { 200_000.0 } else { 10_000_000.0 },
+    );
+    let idle_secs = knob("CEILING_IDLE_SECS", if quick() { 10.0 } else { 60.0 });
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_harness"));
+    let cluster = runtime
+        .block_on(EmbeddedCluster::start(1))
+        .expect("nats-server (run scripts/install-tools.sh)");
+    let url = cluster.url();
+    let mut bench = Bench {
+        binary,
+        url: url.clone(),
+        dir: tempfile::tempdir().expect("temp dir"),
+        steps: 0,
+    };
+    println!(
+        "harness {} against nats-server at {url}",
+        bench.binary.display()
+    );
 
-        let rss_rate = (harness * 0.8).max(1000.0).round();
-        let (before_hwm, _) = rss_kib();
-        let report = run_harness(&url, 999, rss_rate, rss_events / rss_rate).await;
-        let (hwm, rss) = rss_kib();
-        let events = report.counts.scheduled;
-        println!("\nmemory run: {events} events at {rss_rate}/s, lost {}, pending {}", report.counts.lost, report.counts.pending);
-        let per_event = (hwm.saturating_sub(before_hwm) * 1024) as f64 / events.max(1) as f64;
-        let ratio = harness / bare;
-        println!("\nschedule ceiling (lag p99 < 1 ms, achieved >= 99%): {harness:.0} events/s");
-        println!("bare pipeline ceiling (min of publish and consume): {bare:.0} events/s");
-        println!("ratio harness / bare: {ratio:.2}");
-        println!("peak RSS after {events} events: {:.1} MiB (VmHWM; {:.1} MiB before the run, {per_event:.0} bytes/event added), VmRSS now {:.1} MiB",
-            hwm as f64 / 1024.0, before_hwm as f64 / 1024.0, rss as f64 / 1024.0);
-        let json = serde_json::json!({
-            "harness_ceiling_events_per_sec": harness,
-            "bare_publish_events_per_sec": bare_publish,
-            "bare_consume_events_per_sec": bare_consume,
+    let mut results = Vec::new();
+    let mut first: Option<(f64, Option<Run>)> = None;
+    for (i, shape) in shapes().into_iter().enumerate() {
+        println!("\n== {} ==", shape.name());
+        let mut best_bare: f64 = 0.0;
+        let mut windows = Vec::new();
+        for window in [256, 1024, 4096] {
+            let rate = runtime.block_on(bare(&url, shape, window, bare_events, i * 10 + window));
+            println!("  bare pipeline, window {window:>4}: {rate:>9.0} events/s");
+            windows.push(json!({"window": window, "events_per_sec": rate}));
+            best_bare = best_bare.max(rate);
+        }
+        println!("  harness:");
+        let (held, run) = ceiling(&mut bench, shape, step_secs);
+        runtime.block_on(clean(&url));
+        let ratio = held / best_bare;
+        println!("  => harness holds {held:.0}/s; bare best {best_bare:.0}/s; ratio {ratio:.2}");
+        results.push(json!({
+            "payload_bytes": shape.payload,
+            "storage": if shape.file { "file" } else { "memory" },
+            "harness_events_per_sec": held,
+            "harness_cpu_us_per_event": run.as_ref().map(Run::cpu_per_event_us),
+            "bare_events_per_sec": best_bare,
+            "bare_windows": windows,
             "ratio": ratio,
-            "rss_events": events,
-            "peak_rss_kib": hwm,
-            "peak_rss_before_kib": before_hwm,
+        }));
+        if i == 0 {
+            first = Some((held, run));
+        }
+    }
+
+    // CPU, schedule and memory, on the first shape (128 B memory by default).
+    let Some((held, at_ceiling)) = first else {
+        return;
+    };
+    let shape = shapes()[0];
+    println!("\n== CPU, schedule and memory ({}) ==", shape.name());
+    print_header();
+    let idle = bench.run(shape, 10.0, idle_secs, false);
+    print_step(10.0, &idle);
+    let moderate = bench.run(shape, 2000.0, step_secs, false);
+    print_step(2000.0, &moderate);
+    let half = bench.run(shape, (held / 2.0).round().max(1.0), step_secs, false);
+    print_step((held / 2.0).round(), &half);
+    runtime.block_on(clean(&url));
+    let idle_core = 100.0 * idle.cpu_secs / idle.report.duration_secs;
+    let per_event_ceiling = at_ceiling.as_ref().map_or(f64::NAN, Run::cpu_per_event_us);
+    let cpu_ratio = moderate.cpu_per_event_us() / per_event_ceiling;
+    let honest = |r: &Run| (r.report.rates.achieved / r.report.rates.target - 1.0).abs() * 100.0;
+    println!("  CPU at 10/s over {idle_secs:.0} s: {idle_core:.2}% of a core");
+    println!(
+        "  CPU per event: {:.2} µs at 2000/s, {per_event_ceiling:.2} µs at the ceiling: ratio {cpu_ratio:.2}",
+        moderate.cpu_per_event_us()
+    );
+    println!(
+        "  achieved vs target: {:.3}% off at 10/s, {:.3}% at 2000/s, {:.3}% at half the ceiling; schedule_lag p99 at half the ceiling {:.3} ms",
+        honest(&idle),
+        honest(&moderate),
+        honest(&half),
+        half.report.latency["schedule_lag"].p99
+    );
+
+    let memory_rate = (held * 0.8).round().max(1000.0);
+    let small_events = 100_000.0f64.min(memory_events);
+    let small = bench.run(shape, memory_rate, small_events / memory_rate, true);
+    print_step(memory_rate, &small);
+    runtime.block_on(clean(&url));
+    let large = bench.run(shape, memory_rate, memory_events / memory_rate, true);
+    print_step(memory_rate, &large);
+    runtime.block_on(clean(&url));
+    let (small_n, large_n) = (small.report.counts.scheduled, large.report.counts.scheduled);
+    let per_event = (large.max_rss_kib as f64 - small.max_rss_kib as f64) * 1024.0
+        / (large_n - small_n).max(1) as f64;
+    println!(
+        "  peak RSS: {:.1} MiB after {small_n} events, {:.1} MiB after {large_n}: {per_event:.3} bytes per event more",
+        small.max_rss_kib as f64 / 1024.0,
+        large.max_rss_kib as f64 / 1024.0
+    );
+
+    let summary = json!({
+        "shapes": results,
+        "cpu_core_percent_at_10_per_sec": idle_core,
+        "cpu_us_per_event_at_2000": moderate.cpu_per_event_us(),
+        "cpu_us_per_event_at_ceiling": per_event_ceiling,
+        "cpu_per_event_ratio": cpu_ratio,
+        "achieved_off_percent": {"10": honest(&idle), "2000": honest(&moderate), "half_ceiling": honest(&half)},
+        "schedule_lag_p99_ms_at_half_ceiling": half.report.latency["schedule_lag"].p99,
+        "memory": {
+            "rate": memory_rate,
+            "small_events": small_n, "small_peak_rss_kib": small.max_rss_kib,
+            "large_events": large_n, "large_peak_rss_kib": large.max_rss_kib,
             "bytes_per_event": per_event,
-        });
-        let _ = std::fs::write("target/ceiling.json", serde_json::to_string_pretty(&json).unwrap_or_default());
-        cluster.shutdown().await;
+            "large_lost": large.report.counts.lost,
+        },
     });
+    let out = Path::new("target/ceiling.json");
+    let _ = std::fs::write(
+        out,
+        serde_json::to_string_pretty(&summary).unwrap_or_default(),
+    );
+    println!("\nwritten to {}", out.display());
+    runtime.block_on(cluster.shutdown());
 }

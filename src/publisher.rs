@@ -129,6 +129,7 @@ impl Publisher {
         let permits = Arc::new(Semaphore::new(self.max_in_flight));
         let mut rng = StdRng::seed_from_u64(self.seed);
         let mut pacer = pace::Pacer::new();
+        let end = crate::clock::after(start.instant, schedule.profile().duration());
         for (seq, offset) in schedule {
             let due = crate::clock::after(start.instant, offset);
             if !pacer.wait_until(due, &schedule_stop) {
@@ -167,6 +168,9 @@ impl Publisher {
                 &runtime,
             );
         }
+        // The load lasts the profile's whole duration, not until its last
+        // event: N events at R/s take N/R seconds, and the rates say so.
+        pacer.wait_until(end, &schedule_stop);
     }
 
     /// Waits for every publish task to finish, then tells the failures

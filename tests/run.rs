@@ -177,3 +177,98 @@ async fn acked_messages_deleted_mid_run_are_reported_as_exactly_that_many_lost()
     seqs.sort_unstable();
     assert_eq!(seqs, DOOMED.collect::<Vec<_>>());
 }
+
+const FAST_LOSS: &str = r#"
+[stream]
+name = "FAST_LOSS"
+subjects = ["fast.>"]
+storage = "memory"
+[load]
+subject = "fast.events"
+rate = 20000
+duration = "3s"
+max_in_flight = 4096
+[load.payload]
+size = 128
+kind = "random"
+[consumer]
+durable = "fast"
+workers = 4
+batch = 256
+max_ack_pending = -1
+dead_letter_subject = "fast_dlq.events"
+dead_letter_stream = "FAST_LOSS_DLQ"
+[consumer.processing]
+mean = "0s"
+[drain]
+timeout = "60s"
+[[faults]]
+at = "1s"
+kind = "consumer_stall"
+duration = "1500ms"
+"#;
+
+/// The same at 20,000 events/s: the consumer stalls, messages it has not
+/// reached are deleted under it, and the report counts exactly those lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_twenty_thousand_a_second_deleted_messages_are_exactly_the_lost_ones() {
+    let server = NatsServer::start().await;
+    let js = jetstream::new(server.client().await);
+    let run = tokio::spawn(common::run_to_report(common::run_config(
+        FAST_LOSS, &server, "fast",
+    )));
+    const DOOMED: std::ops::Range<u64> = 28_000..28_100;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the stream never reached {}",
+            DOOMED.end
+        );
+        if let Ok(mut stream) = js.get_stream("FAST_LOSS").await {
+            let last = stream
+                .info()
+                .await
+                .map(|i| i.state.last_sequence)
+                .unwrap_or(0);
+            if last >= DOOMED.end {
+                let consumer: jetstream::consumer::PullConsumer =
+                    stream.get_consumer("fast").await.unwrap();
+                let delivered = consumer.get_info().await.unwrap().delivered.stream_sequence;
+                assert!(
+                    delivered < DOOMED.start,
+                    "the stalled consumer got there first: {delivered}"
+                );
+                for seq in DOOMED {
+                    stream.delete_message(seq).await.unwrap();
+                }
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let report = run.await.unwrap();
+    let c = &report.counts;
+    assert_eq!(c.scheduled, 60_000, "{c:#?}");
+    assert_eq!(c.published, 60_000, "{c:#?}");
+    assert_eq!((c.lost, c.lost_mid_run), (100, 100), "{c:#?}");
+    assert_eq!(
+        (c.processed, c.pending, c.dead_lettered),
+        (59_900, 0, 0),
+        "{c:#?}"
+    );
+    assert!(c.invariants_hold(), "{:?}", c.invariants);
+    let mut seqs: Vec<u64> = c
+        .samples
+        .lost
+        .iter()
+        .filter_map(|s| s.stream_sequence)
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, DOOMED.collect::<Vec<_>>());
+    assert!(
+        report.rates.achieved >= 0.99 * report.rates.target,
+        "{:?}",
+        report.rates
+    );
+}
