@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 mod accounting;
+mod states;
 
 pub use accounting::{Accounting, Invariant, Samples};
 
@@ -149,7 +150,7 @@ pub struct Delivery {
 
 #[derive(Debug, Default)]
 struct Inner {
-    states: Vec<u8>,
+    states: states::States,
     /// Published, unresolved events: event seq → stream sequence.
     unresolved: HashMap<u64, u64>,
     indeterminate: Vec<Sample>,
@@ -235,7 +236,9 @@ impl Ledger {
 
     pub fn sent(&self, seq: u64) {
         let mut inner = self.lock();
-        if publish_state(inner.states[seq as usize]) == Some(PublishState::Scheduled) {
+        if publish_state(inner.states.get(seq as usize).unwrap_or(0))
+            == Some(PublishState::Scheduled)
+        {
             Self::set_publish(&mut inner, seq, PublishState::Sent);
             Live::add(&self.live.sent);
         }
@@ -253,7 +256,7 @@ impl Ledger {
     pub fn published(&self, seq: u64, stream_sequence: u64, duplicate: bool) {
         let mut inner = self.lock();
         Self::set_publish(&mut inner, seq, PublishState::Published);
-        if outcome(inner.states[seq as usize]) == Outcome::None {
+        if inner.states.get(seq as usize).map(outcome) == Some(Outcome::None) {
             inner.unresolved.insert(seq, stream_sequence);
         }
         drop(inner);

@@ -74,7 +74,7 @@ impl Accounting {
 
 pub(super) fn tally(
     ledger: &Ledger,
-    states: &[u8],
+    states: &super::states::States,
     unresolved: &HashMap<u64, u64>,
     gone: &[u64],
     last_resolved: Option<u64>,
@@ -101,7 +101,7 @@ pub(super) fn tally(
         dead_lettered: dead_lettered.to_vec(),
         lost: Vec::new(),
     };
-    for (seq, &byte) in states.iter().enumerate() {
+    for (seq, byte) in states.iter().enumerate() {
         let seq = seq as u64;
         let resolved = outcome(byte);
         match resolved {
