@@ -230,10 +230,6 @@ impl Publisher {
             }
             let _ = bursts.send(std::mem::take(&mut burst));
         }
-        // Events already due when the stop came still go.
-        if !burst.is_empty() {
-            let _ = bursts.send(burst);
-        }
         // The load lasts the profile's whole duration, not until its last
         // event: N events at R/s take N/R seconds, and the rates say so.
         pacer.wait_until(end, &schedule_stop);
@@ -265,20 +261,49 @@ async fn pipeline(
     let mut open = true;
     while open || !answers.is_empty() {
         tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => break,
             burst = bursts.recv(), if open => {
                 let Some(burst) = burst else {
                     open = false;
                     continue;
                 };
                 for due in burst {
+                    // Stopped mid-burst: the rest stay unsent (not_sent).
+                    if shared.stop.is_cancelled() {
+                        break;
+                    }
                     let event = prepare(shared, due);
-                    let (seq, sent_at) = (event.seq, Instant::now());
-                    match shared.js.send_publish(shared.subject.clone(), event.message.clone()).await {
-                        Ok(ack) => {
-                            events.insert(seq, (event, sent_at));
-                            answers.push(async move { (seq, ack.await.map_err(|e| e.kind())) });
+                    // One deadline over the send and its PubAck, from now.
+                    let sent_at = Instant::now();
+                    let deadline = tokio::time::Instant::from_std(crate::clock::after(
+                        sent_at,
+                        shared.publish.timeout,
+                    ));
+                    let message = event.message.clone();
+                    let sent = tokio::select! {
+                        biased;
+                        _ = shared.stop.cancelled() => {
+                            // It may have left: it may be stored.
+                            give_up(shared, &event, Failure::Unknown, Cause::Stopped);
+                            break;
                         }
-                        Err(e) => settle(shared, tasks, event, sent_at, Err(e.kind())),
+                        sent = tokio::time::timeout_at(deadline, shared.js.send_publish(shared.subject.clone(), message)) => sent,
+                    };
+                    match sent {
+                        Ok(Ok(ack)) => {
+                            let seq = event.seq;
+                            events.insert(seq, (event, sent_at));
+                            answers.push(async move {
+                                let answer = match tokio::time::timeout_at(deadline, ack).await {
+                                    Ok(answer) => answer.map_err(|e| e.kind()),
+                                    Err(_) => Err(PublishErrorKind::TimedOut),
+                                };
+                                (seq, answer)
+                            });
+                        }
+                        Ok(Err(e)) => settle(shared, tasks, event, sent_at, Err(e.kind())),
+                        Err(_) => settle(shared, tasks, event, sent_at, Err(PublishErrorKind::TimedOut)),
                     }
                 }
             }
@@ -287,7 +312,6 @@ async fn pipeline(
                     settle(shared, tasks, event, sent_at, answer);
                 }
             }
-            _ = shared.stop.cancelled() => break,
         }
     }
     // Stopped: what was sent and not answered may or may not be stored.
@@ -438,15 +462,19 @@ fn retryable(kind: &PublishErrorKind) -> bool {
     !matches!(kind, PublishErrorKind::MaxPayloadExceeded)
 }
 
-/// One attempt, sent and answered (the context's timeout is the scenario's
-/// `publish.timeout`).
+/// One attempt, sent and answered within `publish.timeout` from now.
 async fn send(shared: &Shared, message: PublishMessage) -> Answer {
-    let future = shared
-        .js
-        .send_publish(shared.subject.clone(), message)
+    let attempt = async {
+        let future = shared
+            .js
+            .send_publish(shared.subject.clone(), message)
+            .await
+            .map_err(|e| e.kind())?;
+        future.await.map_err(|e| e.kind())
+    };
+    tokio::time::timeout(shared.publish.timeout, attempt)
         .await
-        .map_err(|e| e.kind())?;
-    future.await.map_err(|e| e.kind())
+        .unwrap_or(Err(PublishErrorKind::TimedOut))
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ impl Pacer {
 
     /// Waits until `due`; false if `stop` fired first.
     pub fn wait_until(&mut self, due: Instant, stop: &CancellationToken) -> bool {
+        let mut first = true;
         loop {
             if stop.is_cancelled() {
                 return false;
@@ -49,7 +50,16 @@ impl Pacer {
             if now >= due {
                 return true;
             }
-            std::thread::sleep((due - now).clamp(BURST, SLICE));
+            let left = due - now;
+            // A gap this short means a high rate: sleep a burst's length.
+            // Otherwise sleep exactly what is left (in slices).
+            let nap = if first && left < BURST {
+                BURST
+            } else {
+                left.min(SLICE)
+            };
+            first = false;
+            std::thread::sleep(nap);
         }
     }
 }

@@ -117,8 +117,13 @@ impl Chart {
         let ys = self.range(false);
         let plot_w = WIDTH - LEFT - RIGHT;
         let plot_h = HEIGHT - TOP - BOTTOM;
-        let px = |c: f64| LEFT + (c - xs.lo) / (xs.hi - xs.lo) * plot_w;
-        let py = |c: f64| TOP + plot_h - (c - ys.lo) / (ys.hi - ys.lo) * plot_h;
+        // Points far outside the range (only absurd input has them) are
+        // pinned near the edge rather than written as infinities.
+        let px =
+            |c: f64| (LEFT + (c - xs.lo) / (xs.hi - xs.lo) * plot_w).clamp(-WIDTH, 2.0 * WIDTH);
+        let py = |c: f64| {
+            (TOP + plot_h - (c - ys.lo) / (ys.hi - ys.lo) * plot_h).clamp(-HEIGHT, 2.0 * HEIGHT)
+        };
 
         let mut out = String::new();
         let _ = write!(
@@ -227,12 +232,9 @@ impl Chart {
             }
         }
         if !lo.is_finite() || !hi.is_finite() {
-            return match axis.scale {
-                Scale::Log => Range { lo: 0.0, hi: 1.0 },
-                _ => Range { lo: 0.0, hi: 1.0 },
-            };
+            return Range { lo: 0.0, hi: 1.0 };
         }
-        match axis.scale {
+        let range = match axis.scale {
             Scale::Log => Range {
                 lo: lo.floor(),
                 hi: if hi.ceil() > lo.floor() {
@@ -268,6 +270,14 @@ impl Chart {
                     hi: hi.max(lo + step),
                 }
             }
+        };
+        // Values so large that the span rounds away or overflows would put
+        // NaN into the drawing: a unit range instead.
+        let span = range.hi - range.lo;
+        if span.is_finite() && span > 0.0 {
+            range
+        } else {
+            Range { lo: 0.0, hi: 1.0 }
         }
     }
 
@@ -596,6 +606,18 @@ mod tests {
             assert!(svg.contains(&format!(">{label}<")), "{label} missing");
         }
         assert!(!svg.contains(">99.999%<"));
+    }
+
+    #[test]
+    fn absurd_values_never_put_nan_into_the_drawing() {
+        for points in [
+            vec![(-1e17, 1.0), (-1e17, 2.0)],
+            vec![(0.0, -1e308), (1.0, 1e308)],
+            vec![(0.0, f64::MAX), (f64::MAX, 1.0)],
+        ] {
+            let svg = chart(Scale::Linear, points).svg();
+            assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+        }
     }
 
     #[test]
