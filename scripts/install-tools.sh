@@ -77,63 +77,57 @@ if ! nats_server_installed; then
 fi
 
 # ---------------------------------------------------------------------------
-# Prometheus (optional): the Debian package, for the dashboard query checks.
+# Debian packages (optional), pinned to the versions the checks were written
+# against; Debian's security updates may replace a version, so each falls
+# back to the current one.
 # ---------------------------------------------------------------------------
 
-if [[ "$with_prometheus" == 1 ]] && ! { command -v promtool && command -v prometheus-pushgateway; } >/dev/null 2>&1; then
-    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing prometheus (Debian package)" >&2
-        export DEBIAN_FRONTEND=noninteractive
+# Whether apt-get can install here (root, and apt-get present).
+can_apt() {
+    [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1
+}
+
+apt_updated=0
+# apt_install PACKAGE VERSION
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    if [[ "$apt_updated" == 0 ]]; then
         apt-get update -qq >/dev/null
-        # Pinned to the version the checks were written against; Debian's
-        # security updates may replace it, so fall back to the current one.
-        if ! apt-get install -y -qq --no-install-recommends "prometheus=${PROMETHEUS_DEB_VERSION}" >/dev/null 2>&1; then
-            echo "install-tools.sh: prometheus ${PROMETHEUS_DEB_VERSION} unavailable; installing Debian's current one" >&2
-            apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-        fi
-        if ! apt-get install -y -qq --no-install-recommends "prometheus-pushgateway=${PUSHGATEWAY_DEB_VERSION}" >/dev/null 2>&1; then
-            echo "install-tools.sh: prometheus-pushgateway ${PUSHGATEWAY_DEB_VERSION} unavailable; installing Debian's current one" >&2
-            apt-get install -y -qq --no-install-recommends prometheus-pushgateway >/dev/null
-        fi
+        apt_updated=1
+    fi
+    echo "installing $1 (Debian package)" >&2
+    if ! apt-get install -y -qq --no-install-recommends "$1=$2" >/dev/null 2>&1; then
+        echo "install-tools.sh: $1 $2 unavailable; installing Debian's current one" >&2
+        apt-get install -y -qq --no-install-recommends "$1" >/dev/null
+    fi
+}
+
+# Prometheus and its Pushgateway: for the dashboard query checks.
+if [[ "$with_prometheus" == 1 ]] && ! { command -v promtool && command -v prometheus-pushgateway; } >/dev/null 2>&1; then
+    if can_apt; then
+        apt_install prometheus "$PROMETHEUS_DEB_VERSION"
+        apt_install prometheus-pushgateway "$PUSHGATEWAY_DEB_VERSION"
     else
         echo "install-tools.sh: promtool not found and cannot apt-get install prometheus" \
             "(needs root and apt-get); skipping Prometheus" >&2
     fi
 fi
 
-# ---------------------------------------------------------------------------
-# docker-compose (optional): Debian's package, only to validate the compose
-# file with `docker-compose config`; it needs no Docker engine for that.
-# ---------------------------------------------------------------------------
-
+# docker-compose: only to validate the compose file with `docker-compose
+# config`; it needs no Docker engine for that.
 if [[ "$with_compose" == 1 ]] && ! command -v docker-compose >/dev/null 2>&1; then
-    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing docker-compose (Debian package)" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq >/dev/null
-        if ! apt-get install -y -qq --no-install-recommends "docker-compose=${COMPOSE_DEB_VERSION}" >/dev/null 2>&1; then
-            echo "install-tools.sh: docker-compose ${COMPOSE_DEB_VERSION} unavailable; installing Debian's current one" >&2
-            apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
-        fi
+    if can_apt; then
+        apt_install docker-compose "$COMPOSE_DEB_VERSION"
     else
         echo "install-tools.sh: docker-compose not found and cannot apt-get install it" \
             "(needs root and apt-get); skipping it" >&2
     fi
 fi
 
-# ---------------------------------------------------------------------------
-# Chromium (optional): Debian's package, for the HTML report's browser test.
-# ---------------------------------------------------------------------------
-
+# Chromium: for the HTML report's browser test.
 if [[ "$with_chromium" == 1 ]] && ! command -v chromium >/dev/null 2>&1; then
-    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing chromium (Debian package)" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq >/dev/null
-        if ! apt-get install -y -qq --no-install-recommends "chromium=${CHROMIUM_DEB_VERSION}" >/dev/null 2>&1; then
-            echo "install-tools.sh: chromium ${CHROMIUM_DEB_VERSION} unavailable; installing Debian's current one" >&2
-            apt-get install -y -qq --no-install-recommends chromium >/dev/null
-        fi
+    if can_apt; then
+        apt_install chromium "$CHROMIUM_DEB_VERSION"
     else
         echo "install-tools.sh: chromium not found and cannot apt-get install it" \
             "(needs root and apt-get); the browser test will skip" >&2

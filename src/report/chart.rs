@@ -5,6 +5,8 @@
 
 use std::fmt::Write;
 
+use super::escape;
+
 /// The drawing's size in SVG units; it scales to the page's width.
 const WIDTH: f64 = 960.0;
 const HEIGHT: f64 = 300.0;
@@ -511,22 +513,6 @@ fn si(v: f64) -> String {
     } else {
         trim((v * 100.0).round() / 100.0)
     }
-}
-
-/// Text made safe for HTML and SVG content and attributes.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@
 
 use std::fmt::Write;
 
-use super::chart::{escape, label, Axis, Band, Chart, Line, Marker, Scale, Unit};
-use super::Report;
+use super::chart::{label, Axis, Band, Chart, Line, Marker, Scale, Unit};
+use super::{escape, Report};
 use crate::criteria;
 
 /// What a page shows.
@@ -226,6 +226,14 @@ fn time_axis() -> Axis {
     }
 }
 
+fn latency_axis() -> Axis {
+    Axis {
+        label: "latency (log)".into(),
+        scale: Scale::Log,
+        unit: Unit::Milliseconds,
+    }
+}
+
 fn line(label: impl Into<String>, colour: &'static str, points: Vec<(f64, f64)>) -> Line {
     Line {
         label: label.into(),
@@ -302,11 +310,7 @@ fn over_time(out: &mut String, page: &Page) {
     let latency = Chart {
         id: "latency",
         x: time_axis(),
-        y: Axis {
-            label: "latency (log)".into(),
-            scale: Scale::Log,
-            unit: Unit::Milliseconds,
-        },
+        y: latency_axis(),
         lines,
         bands: bands(r),
         markers: Vec::new(),
@@ -419,11 +423,7 @@ fn distributions(out: &mut String, page: &Page) {
             scale: Scale::Nines,
             unit: Unit::Percentile,
         },
-        y: Axis {
-            label: "latency (log)".into(),
-            scale: Scale::Log,
-            unit: Unit::Milliseconds,
-        },
+        y: latency_axis(),
         lines,
         bands: Vec::new(),
         markers: Vec::new(),
@@ -630,11 +630,7 @@ fn sweep(out: &mut String, runs: &[Report]) {
             scale: Scale::Linear,
             unit: Unit::PerSecond,
         },
-        y: Axis {
-            label: "latency (log)".into(),
-            scale: Scale::Log,
-            unit: Unit::Milliseconds,
-        },
+        y: latency_axis(),
         lines,
         bands: Vec::new(),
         markers: highest

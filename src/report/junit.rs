@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::{summary, Report};
+use super::{escape, summary, Report};
 
 /// One test case: its class, its name, and the failure message if it failed.
 struct Case {
@@ -120,25 +120,6 @@ pub fn render(report: &Report) -> String {
         escape(&summary::render(report))
     );
     out.push_str("  </testsuite>\n</testsuites>\n");
-    out
-}
-
-/// Text safe in XML attributes and content; characters XML 1.0 cannot hold
-/// at all become U+FFFD.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
     out
 }
 
