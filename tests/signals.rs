@@ -194,3 +194,77 @@ fn sigkill_of_the_harness_takes_its_embedded_server_down() {
         || !running(server),
     );
 }
+
+/// PubAcks held back by a blackhole: every publish after it began waits.
+const UNANSWERED: &str = r#"
+[stream]
+name = "UNANSWERED"
+subjects = ["unanswered.>"]
+storage = "memory"
+[load]
+subject = "unanswered.events"
+rate = 200
+duration = "6s"
+[publish]
+timeout = "10s"
+max_retries = 2
+[consumer]
+durable = "unanswered"
+ack_wait = "30s"
+processing_timeout = "5s"
+dead_letter_subject = "unanswered_dlq.events"
+dead_letter_stream = "UNANSWERED_DLQ"
+[drain]
+timeout = "60s"
+interrupt_timeout = "1s"
+[[faults]]
+at = "1s"
+kind = "blackhole"
+direction = "to_client"
+duration = "20s"
+"#;
+
+/// Ctrl+C while hundreds of publishes wait for PubAcks that cannot come:
+/// the run stops within its short drain, and each event ends exactly once
+/// (acked before the blackhole, indeterminate if sent into it, not sent
+/// if the schedule never reached it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_with_publishes_unanswered_leaves_them_indeterminate_exactly_once() {
+    let server = NatsServer::start().await;
+    let signals = harness::run::Signals::default();
+    let interrupt = signals.interrupt.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        interrupt.cancel();
+    });
+    let started = Instant::now();
+    let report = harness::run::run(
+        common::run_config(UNANSWERED, &server, "unanswered"),
+        signals,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let c = &report.counts;
+    assert!(report.interrupted);
+    assert!(c.invariants_hold(), "{:?}", c.invariants);
+    assert!(c.published >= 150, "acked before the blackhole: {c:#?}");
+    assert!(c.indeterminate >= 300, "sent into the blackhole: {c:#?}");
+    assert!(
+        c.scheduled < 1200,
+        "the schedule stopped at the interrupt: {c:#?}"
+    );
+    eprintln!(
+        "scheduled {}, published {}, indeterminate {}, not_sent {}, retries {}",
+        c.scheduled, c.published, c.indeterminate, c.not_sent, c.retries
+    );
+    assert_eq!(
+        c.scheduled,
+        c.published + c.publish_failed + c.indeterminate + c.not_sent,
+        "{c:#?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the stop did not wait out the 10 s publish timeouts: {:?}",
+        started.elapsed()
+    );
+}
