@@ -69,6 +69,132 @@ pub enum Command {
     /// Exit codes: 0 written · 2 a report cannot be read or the page cannot
     /// be written.
     Report(ReportArgs),
+    /// Search the highest rate the scenario's pipeline sustains.
+    ///
+    /// Each trial is a whole run at one constant rate (the scenario's load
+    /// profile is replaced), on a fresh embedded server or, for an external
+    /// one, a purged stream and a new durable. A rate is sustainable when,
+    /// after the warm-up, the trial achieves at least 99% of it, the backlog
+    /// grows no faster than `max_backlog_growth` of it per second and drains
+    /// within `drain`, nothing is lost, and every criterion of the scenario
+    /// holds. The search doubles from `start_rate` until a trial fails,
+    /// bisects until (hi - lo) / lo < `precision`, then confirms the result
+    /// with a trial twice as long. If the harness's own schedule lag broke
+    /// first, the result says the harness was the limit.
+    ///
+    /// Knobs come from the scenario's `[capacity]` table; the flags below
+    /// override them. With `[[variants]]`, each variant is searched in
+    /// turn, then every variant runs once at a common rate, and a table
+    /// compares them.
+    ///
+    /// Exit codes: 0 a sustainable rate was found · 1 none was · 2 bad usage
+    /// or invalid scenario · 3 a trial could not start or reach NATS · 130
+    /// interrupted (the partial result is written).
+    Capacity(Box<CapacityArgs>),
+    /// Compare two JSON reports (runs or capacity results) for regressions.
+    ///
+    /// Each figure has a direction (latency lower is better, rates higher)
+    /// and a tolerance of max(relative share, absolute floor), from the
+    /// current report's `[compare]` table unless the flags below override
+    /// it. Latency is compared across its percentile range; a capacity
+    /// result's maximum sustainable rate too. Loss and new dead letters are
+    /// never tolerated. The reports' fingerprints (scenario, harness and
+    /// nats-server versions, storage, replicas, nodes, payload, cores) must
+    /// match unless `--allow-mismatch` is given.
+    ///
+    /// Exit codes: 0 nothing regressed · 1 a figure regressed · 2 bad usage,
+    /// an unreadable report, or reports that cannot be compared.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// NATS server URL(s), comma-separated; overrides `target.url`.
+    #[arg(long, env = "HARNESS_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// The first trial's rate, events/s (`capacity.start_rate`).
+    #[arg(long, allow_negative_numbers = true)]
+    pub start_rate: Option<f64>,
+    /// The probe never goes above this rate (`capacity.max_rate`).
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_rate: Option<f64>,
+    /// Stop bisecting once (hi - lo) / lo is below this (`capacity.precision`).
+    #[arg(long, allow_negative_numbers = true)]
+    pub precision: Option<f64>,
+    /// Measured length of a trial after its warm-up (`capacity.trial`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub trial: Option<Duration>,
+    /// Warm-up at the start of each trial, not measured (`capacity.warmup`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub warmup: Option<Duration>,
+    /// Backlog growth allowed, as a share of the rate per second
+    /// (`capacity.max_backlog_growth`).
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_backlog_growth: Option<f64>,
+    /// The backlog must be gone this long after the load (`capacity.drain`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub drain: Option<Duration>,
+    /// The harness's schedule_lag p99 above this means the harness was the
+    /// limit (`capacity.max_schedule_lag`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub max_schedule_lag: Option<Duration>,
+    /// Give up after this many trials (`capacity.max_trials`).
+    #[arg(long)]
+    pub max_trials: Option<u32>,
+    /// With variants: the rate every variant runs at once for the latency
+    /// comparison (`capacity.common_rate`; default half the lowest MSR).
+    #[arg(long)]
+    pub common_rate: Option<f64>,
+    /// Write the result as JSON here, every trial's report inside (partial
+    /// results too).
+    #[arg(long, env = "HARNESS_REPORT_JSON")]
+    pub report_json: Option<PathBuf>,
+    /// Write the trials as one HTML page here: latency against rate with the
+    /// MSR marked, and the confirmation trial in detail. With variants, one
+    /// page per variant beside it (`NAME-v1.html`, ...).
+    #[arg(long, env = "HARNESS_REPORT_HTML", value_name = "PATH")]
+    pub report_html: Option<PathBuf>,
+    /// Run id prefix; each trial runs as `<ID>_t<n>`. Random if unset.
+    #[arg(long, env = "HARNESS_RUN_ID")]
+    pub run_id: Option<String>,
+    /// Seed for arrivals, payloads and simulated outcomes; overrides `load.seed`.
+    #[arg(long, env = "HARNESS_SEED")]
+    pub seed: Option<u64>,
+    /// No progress display within trials (the rows are still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Serve Prometheus metrics on this address during each trial (`off` for none).
+    #[arg(long, env = "HARNESS_METRICS_ADDR", default_value = "127.0.0.1:9464", value_parser = parse_metrics_addr)]
+    pub metrics_addr: MetricsAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The reference report, such as main's.
+    pub baseline: PathBuf,
+    /// The report of the change under review.
+    pub current: PathBuf,
+    /// Latency percentiles may be worse by this share (`compare.latency`;
+    /// 0.25 is 25%)...
+    #[arg(long)]
+    pub latency_tolerance: Option<f64>,
+    /// ...and by this much (`compare.latency_floor`), whichever is larger.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub latency_floor: Option<Duration>,
+    /// Achieved rate and success rate may be lower by this share (`compare.rate`).
+    #[arg(long)]
+    pub rate_tolerance: Option<f64>,
+    /// The maximum sustainable rate may be lower by this share (`compare.msr`).
+    #[arg(long)]
+    pub msr_tolerance: Option<f64>,
+    /// Compare even if the fingerprints differ (the differences are still shown).
+    #[arg(long)]
+    pub allow_mismatch: bool,
+    /// Write the comparison as JSON here.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +300,14 @@ pub async fn execute(cli: Cli, signals: Signals) -> i32 {
                 exit::USAGE
             }
         },
+        Command::Capacity(args) => match crate::capacity::cli::capacity(*args, signals).await {
+            Ok(code) => code,
+            Err(e) => {
+                say_error(&format!("error: {e}"));
+                e.exit_code()
+            }
+        },
+        Command::Compare(args) => crate::compare::cli::compare(&args),
         Command::Run(args) => match run_scenario(*args, signals).await {
             Ok(code) => code,
             Err(e) => {
@@ -278,7 +412,7 @@ fn overridden_by(key: &str, args: &RunArgs) -> Option<&'static str> {
     }
 }
 
-fn run_id(given: Option<&str>) -> Result<String, HarnessError> {
+pub(crate) fn run_id(given: Option<&str>) -> Result<String, HarnessError> {
     match given {
         Some(id) if !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => Ok(id.to_string()),
         Some(id) => Err(HarnessError::Usage(format!(
@@ -290,7 +424,7 @@ fn run_id(given: Option<&str>) -> Result<String, HarnessError> {
 
 /// A line on stderr; a closed stderr is no reason to fail (`eprintln!`
 /// would panic).
-fn say_error(line: &str) {
+pub(crate) fn say_error(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 

@@ -31,8 +31,10 @@
 //! - [`error`]: the errors a user can cause, and the exit codes.
 
 pub mod backoff;
+pub mod capacity;
 pub mod cli;
 pub mod clock;
+pub mod compare;
 pub mod consumer;
 pub mod criteria;
 pub mod error;

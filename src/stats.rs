@@ -210,6 +210,14 @@ impl Stats {
         Some(std::mem::replace(&mut *recent, new_histogram()))
     }
 
+    /// Forgets every latency recorded so far (the end of a warm-up); the
+    /// Prometheus twins keep theirs.
+    pub fn reset(&self) {
+        for which in Latency::ALL {
+            self.slot(which).reset();
+        }
+    }
+
     /// A copy of one histogram, for exporting buckets or merging.
     pub fn snapshot(&self, which: Latency) -> Histogram<u64> {
         self.slot(which).clone()

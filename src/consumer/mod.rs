@@ -93,6 +93,7 @@ impl Workers {
     /// One worker: pull, handle, repeat; a broken pull stream is reopened.
     /// A crash drops the pull stream and what it holds; a stall stops reading.
     async fn work(&self, index: usize, mut rng: StdRng) {
+        let mut clock = simulate::WorkClock::default();
         while !self.stop.is_cancelled() {
             if !self.control.may_work() {
                 self.pause(Duration::from_millis(50)).await;
@@ -125,7 +126,7 @@ impl Workers {
                     _ = life.cancelled() => break,
                 };
                 match next {
-                    Some(Ok(message)) => self.handle(message, &mut rng, &life).await,
+                    Some(Ok(message)) => self.handle(message, &mut rng, &life, &mut clock).await,
                     Some(Err(e)) => {
                         // Missed heartbeats and failed pulls are reported by
                         // the stream and recovered from; keep reading.
@@ -145,7 +146,13 @@ impl Workers {
         }
     }
 
-    async fn handle(&self, message: Message, rng: &mut StdRng, life: &CancellationToken) {
+    async fn handle(
+        &self,
+        message: Message,
+        rng: &mut StdRng,
+        life: &CancellationToken,
+        clock: &mut simulate::WorkClock,
+    ) {
         let received = Instant::now();
         let _busy = self.control.handling();
         let (stream_seq, deliveries) = match message.info() {
@@ -210,7 +217,7 @@ impl Workers {
             Ok(())
         } else {
             tokio::select! {
-                finished = tokio::time::timeout(self.config.processing_timeout, tokio::time::sleep(work)) => finished,
+                finished = tokio::time::timeout(self.config.processing_timeout, tokio::time::sleep_until(clock.end(started, work).into())) => finished,
                 // The run is over: leave the message unacked; it stays in the stream.
                 _ = self.stop.cancelled() => return,
                 // Crashed mid-handler: the delivery is dropped unacknowledged.

@@ -64,12 +64,57 @@ pub fn work_time(p: &Processing, rng: &mut impl Rng) -> Duration {
     crate::clock::secs(secs)
 }
 
+/// Back to back, within this of the previous handler's end, a handler
+/// continues the previous one's clock (tokio's timer rounds each sleep up
+/// to its next millisecond).
+const BACK_TO_BACK: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// A worker's simulated work as a clock: a handler that starts right after
+/// the previous one ends its work where that one's should have ended plus
+/// its own time, so the timer's rounding does not pile up and a worker
+/// with a constant 4 ms of work resolves 250 events a second, not 200.
+#[derive(Debug, Default)]
+pub struct WorkClock {
+    last_end: Option<std::time::Instant>,
+}
+
+impl WorkClock {
+    /// When work of `work` begun at `started` should end.
+    pub fn end(
+        &mut self,
+        started: std::time::Instant,
+        work: std::time::Duration,
+    ) -> std::time::Instant {
+        let begin = match self.last_end {
+            Some(end) if started.saturating_duration_since(end) < BACK_TO_BACK => end.min(started),
+            _ => started,
+        };
+        let end = crate::clock::after(begin, work);
+        self.last_end = Some(end);
+        end
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
     use super::*;
+
+    #[test]
+    fn back_to_back_work_keeps_its_own_clock_and_idle_work_starts_afresh() {
+        use std::time::{Duration, Instant};
+        let ms = Duration::from_millis;
+        let mut clock = WorkClock::default();
+        let t0 = Instant::now();
+        assert_eq!(clock.end(t0, ms(4)), t0 + ms(4));
+        // The timer woke 1 ms late: the next work ends 4 ms after the
+        // previous one should have, so it takes 3 ms.
+        assert_eq!(clock.end(t0 + ms(5), ms(4)), t0 + ms(8));
+        // After an idle gap the work takes its whole time from its start.
+        assert_eq!(clock.end(t0 + ms(50), ms(4)), t0 + ms(54));
+    }
 
     fn mean_of(p: &Processing) -> f64 {
         let mut rng = StdRng::seed_from_u64(9);

@@ -36,7 +36,14 @@ pub struct Report {
     pub duration_secs: f64,
     /// Time the schedule ran.
     pub load_secs: f64,
+    /// The latencies count from this many seconds into the load (a capacity
+    /// trial's warm-up); 0 for a whole run.
+    #[serde(default)]
+    pub measured_from_secs: f64,
     pub target: TargetInfo,
+    /// What must match for two reports to be compared (`harness compare`).
+    #[serde(default)]
+    pub fingerprint: Fingerprint,
     /// The scenario as run: file values, defaults and overrides; secrets redacted.
     pub config: serde_json::Value,
     pub counts: Accounting,
@@ -88,6 +95,108 @@ pub struct TargetInfo {
     pub nodes: usize,
     /// The proxy the publisher and consumer went through, for network faults.
     pub proxy: Option<ProxyInfo>,
+    /// The version the (first) server reported when the clients connected.
+    #[serde(default)]
+    pub server_version: String,
+    /// What the embedded server(s) used, summed over the nodes; None for an
+    /// external server, which the harness cannot see.
+    #[serde(default)]
+    pub server_usage: Option<ServerUsage>,
+}
+
+/// CPU and memory of the nats-server processes the harness owns, read from
+/// /proc at the end of the run. A node restarted by a fault counts from its
+/// restart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerUsage {
+    /// User plus system CPU time, in seconds.
+    pub cpu_secs: f64,
+    /// Peak resident memory (VmHWM), in bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// What decides whether two reports describe the same experiment: the
+/// scenario as run (its hash leaves out what varies between otherwise equal
+/// runs: the seed, the rate and duration, the URL, the capacity and compare
+/// tables) and the setting it ran in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// BLAKE3 of the resolved scenario, as above, in hex.
+    pub scenario_hash: String,
+    pub harness_version: String,
+    pub nats_server_version: String,
+    pub storage: String,
+    pub replicas: usize,
+    /// Embedded nodes; 0 for an external server.
+    pub nodes: usize,
+    pub payload_bytes: u64,
+    /// CPU cores of the machine the harness ran on.
+    pub cores: usize,
+}
+
+impl Fingerprint {
+    /// The fingerprint of `scenario` run against a server of `server_version`
+    /// with `nodes` embedded nodes.
+    pub fn of(scenario: &crate::scenario::Scenario, server_version: &str, nodes: usize) -> Self {
+        let mut hashed = scenario.clone();
+        hashed.load.seed = None;
+        hashed.load.rate = None;
+        hashed.load.duration = None;
+        hashed.target.url = None;
+        hashed.capacity = Default::default();
+        hashed.compare = Default::default();
+        hashed.variants = Vec::new();
+        let text = serde_json::to_string(&hashed).unwrap_or_default();
+        Fingerprint {
+            scenario_hash: blake3::hash(text.as_bytes()).to_hex()[..16].to_string(),
+            harness_version: env!("CARGO_PKG_VERSION").to_string(),
+            nats_server_version: server_version.to_string(),
+            storage: match scenario.stream.storage {
+                crate::scenario::Storage::File => "file".into(),
+                crate::scenario::Storage::Memory => "memory".into(),
+            },
+            replicas: scenario.stream.replicas,
+            nodes,
+            payload_bytes: scenario.load.payload.size.0,
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        }
+    }
+
+    /// The fields that differ, as `name: baseline → current`.
+    pub fn differences(&self, current: &Fingerprint) -> Vec<String> {
+        let pairs = [
+            ("scenario_hash", &self.scenario_hash, &current.scenario_hash),
+            (
+                "harness_version",
+                &self.harness_version,
+                &current.harness_version,
+            ),
+            (
+                "nats_server_version",
+                &self.nats_server_version,
+                &current.nats_server_version,
+            ),
+            ("storage", &self.storage, &current.storage),
+        ];
+        let mut out: Vec<String> = pairs
+            .into_iter()
+            .filter(|(_, a, b)| a != b)
+            .map(|(name, a, b)| format!("{name}: {a} → {b}"))
+            .collect();
+        let numbers = [
+            ("replicas", self.replicas as u64, current.replicas as u64),
+            ("nodes", self.nodes as u64, current.nodes as u64),
+            ("payload_bytes", self.payload_bytes, current.payload_bytes),
+            ("cores", self.cores as u64, current.cores as u64),
+        ];
+        out.extend(
+            numbers
+                .into_iter()
+                .filter(|(_, a, b)| a != b)
+                .map(|(name, a, b)| format!("{name}: {a} → {b}")),
+        );
+        out
+    }
 }
 
 /// The network-fault proxy and what it did.
@@ -342,12 +451,16 @@ pub(crate) fn example() -> Report {
         started_at: "2026-01-01T00:00:00Z".into(),
         duration_secs: 62.0,
         load_secs: 60.0,
+        measured_from_secs: 0.0,
         target: TargetInfo {
             url: "nats://127.0.0.1:4222".into(),
             embedded: true,
             nodes: 3,
             proxy: None,
+            server_version: "2.12.8".into(),
+            server_usage: None,
         },
+        fingerprint: Fingerprint::default(),
         config: serde_json::json!({"load": {"rate": 100.0}}),
         counts,
         rates: Rates {

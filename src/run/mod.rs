@@ -111,6 +111,9 @@ struct Experiment {
     /// The run as a time series, a point per interval.
     series: std::sync::Mutex<crate::series::Recorder>,
     target: crate::report::TargetInfo,
+    /// Latencies count from this far into the load (a capacity trial's
+    /// warm-up); zero for a whole run.
+    warmup: Duration,
     started_at: SystemTime,
     start: Start,
 }
@@ -130,6 +133,26 @@ pub async fn run_with_telemetry(
     config: RunConfig,
     signals: Signals,
 ) -> Result<(Report, Telemetry), HarnessError> {
+    run_measured(config, signals, Duration::ZERO).await
+}
+
+/// [`run`] whose latencies count only from `warmup` into the load: one
+/// trial of a capacity search.
+pub async fn run_trial(
+    config: RunConfig,
+    signals: Signals,
+    warmup: Duration,
+) -> Result<Report, HarnessError> {
+    run_measured(config, signals, warmup)
+        .await
+        .map(|(report, _)| report)
+}
+
+async fn run_measured(
+    config: RunConfig,
+    signals: Signals,
+    warmup: Duration,
+) -> Result<(Report, Telemetry), HarnessError> {
     // Until the load begins, a signal ends the run at once: starting or
     // reaching a server can hang for as long as its timeouts allow.
     let interrupt = signals.interrupt.clone();
@@ -139,7 +162,8 @@ pub async fn run_with_telemetry(
             return Err(HarnessError::Interrupted("while setting up the run"));
         }
     };
-    let (experiment, cluster) = experiment;
+    let (mut experiment, cluster) = experiment;
+    experiment.warmup = warmup;
     let finished = experiment.execute().await;
     // The fault timeline has ended, so this is the last handle; were it not,
     // the cluster's Drop still stops every node.
@@ -229,6 +253,7 @@ impl Experiment {
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         let mut ending = Ending::default();
         let mut rate = RateMeter::default();
+        let mut warming = !self.warmup.is_zero();
         loop {
             tokio::select! {
                 joined = &mut schedule_task => {
@@ -242,6 +267,11 @@ impl Experiment {
                     break;
                 }
                 _ = ticker.tick() => {
+                    if warming && self.start.instant.elapsed() >= self.warmup {
+                        // The warm-up is over: from here the latencies count.
+                        self.stats.reset();
+                        warming = false;
+                    }
                     let snapshot = self.snapshot("load", &mut rate).await;
                     progress.update(&snapshot);
                     if self.start.instant.elapsed() >= self.config.scenario.criteria.abort_grace {

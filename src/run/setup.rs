@@ -71,6 +71,8 @@ pub(super) async fn prepare(
             dropped_bytes: 0,
             resets: 0,
         }),
+        server_version: String::new(),
+        server_usage: None,
     };
     let endpoints = Endpoints {
         server: url.clone(),
@@ -106,7 +108,7 @@ impl Experiment {
         config: RunConfig,
         signals: Signals,
         endpoints: &Endpoints,
-        target: crate::report::TargetInfo,
+        mut target: crate::report::TargetInfo,
         telemetry: Telemetry,
     ) -> Result<Experiment, HarnessError> {
         let s = &config.scenario;
@@ -123,6 +125,7 @@ impl Experiment {
             connections[0].clone(),
         )
         .await?;
+        target.server_version = publisher_client.server_info().version.clone();
         check_max_payload(
             s,
             &config.run_id,
@@ -247,6 +250,7 @@ impl Experiment {
             garbage_sent: Arc::default(),
             panics,
             target,
+            warmup: Duration::ZERO,
             started_at: SystemTime::now(),
             start: Start {
                 instant: Instant::now(),

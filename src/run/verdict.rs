@@ -53,6 +53,8 @@ pub struct Facts<'a> {
     pub started_at: SystemTime,
     pub duration: Duration,
     pub load_time: Duration,
+    /// Latencies count from here (a capacity trial's warm-up).
+    pub measured_from: Duration,
     pub profile: &'a Profile,
     pub sent: u64,
     pub stats: &'a Stats,
@@ -201,6 +203,12 @@ pub fn build(
         started_at: humantime::format_rfc3339_seconds(facts.started_at).to_string(),
         duration_secs: facts.duration.as_secs_f64(),
         load_secs: facts.load_time.as_secs_f64(),
+        measured_from_secs: facts.measured_from.as_secs_f64(),
+        fingerprint: crate::report::Fingerprint::of(
+            &config.scenario,
+            &facts.target.server_version,
+            facts.target.nodes,
+        ),
         target: facts.target,
         config: config_json(config),
         counts,
@@ -276,10 +284,11 @@ impl Experiment {
         let series = self.series_with_marks(&ending, load_time, &faults);
         let facts = Facts {
             config: &self.config,
-            target: self.target_with_proxy_counts(),
+            target: self.target_with_proxy_counts().await,
             started_at: self.started_at,
             duration: self.start.instant.elapsed(),
             load_time,
+            measured_from: self.warmup.min(load_time),
             profile: &self.profile,
             sent: Live::get(&self.ledger.live.sent),
             stats: &self.stats,
@@ -339,8 +348,15 @@ impl Experiment {
     }
 
     /// The target, with what the proxy did by now.
-    fn target_with_proxy_counts(&self) -> TargetInfo {
+    async fn target_with_proxy_counts(&self) -> TargetInfo {
         let mut target = self.target.clone();
+        if let Some(cluster) = &self.cluster {
+            let (cpu_secs, peak_rss_bytes) = cluster.lock().await.usage();
+            target.server_usage = Some(crate::report::ServerUsage {
+                cpu_secs,
+                peak_rss_bytes,
+            });
+        }
         if let (Some(info), Some(proxy)) = (&mut target.proxy, &self.proxy) {
             info.dropped_bytes = proxy.dropped_bytes();
             info.resets = proxy.resets();

@@ -31,6 +31,116 @@ pub struct Scenario {
     pub recovery: Recovery,
     /// Faults injected on a timeline.
     pub faults: Vec<Fault>,
+    /// How `harness capacity` searches this scenario's highest sustainable rate.
+    pub capacity: Capacity,
+    /// How `harness compare` judges a change in this scenario's figures.
+    pub compare: Compare,
+    /// Configurations `harness capacity` searches one after another, each
+    /// the scenario with a few settings changed.
+    pub variants: Vec<Variant>,
+}
+
+/// The knobs of the search for the maximum sustainable rate. A rate is
+/// sustainable when a trial at it, after the warm-up, achieves at least 99%
+/// of it, its backlog grows no faster than `max_backlog_growth` of it per
+/// second and drains within `drain`, nothing is lost, and every criterion
+/// of the scenario holds.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Capacity {
+    /// The first trial's rate, events/s; the probe doubles from here.
+    pub start_rate: f64,
+    /// The probe never goes above this rate.
+    pub max_rate: f64,
+    /// The bisection stops once (hi - lo) / lo is below this.
+    pub precision: f64,
+    /// How long each trial is measured, after its warm-up. The confirmation
+    /// trial measures twice as long.
+    #[serde(with = "humantime_serde")]
+    pub trial: Duration,
+    /// The start of each trial that no figure counts.
+    #[serde(with = "humantime_serde")]
+    pub warmup: Duration,
+    /// The backlog may grow by at most this share of the rate per second
+    /// (least-squares slope over the measured part).
+    pub max_backlog_growth: f64,
+    /// After the load, the backlog must be gone within this.
+    #[serde(with = "humantime_serde")]
+    pub drain: Duration,
+    /// The harness's own schedule_lag p99 above this means the harness, not
+    /// the pipeline, was the limit.
+    #[serde(with = "humantime_serde")]
+    pub max_schedule_lag: Duration,
+    /// The search gives up after this many trials.
+    pub max_trials: u32,
+    /// With variants: one more trial per variant at this rate, so their
+    /// latencies compare at one load (none: half the lowest rate found).
+    pub common_rate: Option<f64>,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Capacity {
+            start_rate: 100.0,
+            max_rate: 1_000_000.0,
+            precision: 0.05,
+            trial: Duration::from_secs(20),
+            warmup: Duration::from_secs(5),
+            max_backlog_growth: 0.01,
+            drain: Duration::from_secs(10),
+            max_schedule_lag: Duration::from_millis(5),
+            max_trials: 30,
+            common_rate: None,
+        }
+    }
+}
+
+/// Tolerances for `harness compare`: a figure regressed when it is worse by
+/// more than max(relative share, absolute floor).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Compare {
+    /// Latency percentiles: worse by more than this share...
+    pub latency: f64,
+    /// ...and by more than this much.
+    #[serde(with = "humantime_serde")]
+    pub latency_floor: Duration,
+    /// The percentiles compared, of each latency in `latencies`.
+    pub percentiles: Vec<f64>,
+    /// The latencies compared.
+    pub latencies: Vec<String>,
+    /// Achieved rate and success rate: lower by more than this share.
+    pub rate: f64,
+    /// The maximum sustainable rate of a capacity result: lower by more
+    /// than this share.
+    pub msr: f64,
+}
+
+impl Default for Compare {
+    fn default() -> Self {
+        Compare {
+            latency: 0.25,
+            latency_floor: Duration::from_millis(1),
+            percentiles: vec![50.0, 90.0, 99.0, 99.9],
+            latencies: vec!["publish".into(), "end_to_end".into()],
+            rate: 0.01,
+            msr: 0.10,
+        }
+    }
+}
+
+/// One configuration of a comparison across configurations: the scenario
+/// with these settings changed (unset: as the scenario says).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Variant {
+    /// How the variant is named in the table; by default its settings.
+    pub name: Option<String>,
+    pub storage: Option<Storage>,
+    /// Stream replicas; above 1 on the embedded target, as many nodes start.
+    pub replicas: Option<usize>,
+    pub payload: Option<ByteSize>,
+    pub workers: Option<usize>,
 }
 
 /// Where the NATS server is: an external URL, or one the harness starts.

@@ -372,6 +372,43 @@ impl EmbeddedCluster {
     pub fn server_name(&self, node: usize) -> String {
         node_name(node)
     }
+
+    /// CPU seconds (user + system) and peak resident bytes of the running
+    /// nodes, summed; nodes not running count nothing.
+    pub fn usage(&self) -> (f64, u64) {
+        (0..self.nodes.len())
+            .filter_map(|node| self.pid(node))
+            .filter_map(|pid| process_usage(pid).ok())
+            .fold((0.0, 0), |(cpu, rss), (c, r)| (cpu + c, rss + r))
+    }
+}
+
+/// One process's CPU seconds and peak RSS (VmHWM), from /proc.
+fn process_usage(pid: u32) -> io::Result<(f64, u64)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces and parentheses: fields count from
+    // the last `)`. utime and stime are fields 14 and 15 of the whole line.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let cpu = (ticks(11) + ticks(12)) as f64 / per_sec;
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let peak_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    Ok((cpu, peak_kib * 1024))
 }
 
 /// Faults: what the harness does to its own servers.

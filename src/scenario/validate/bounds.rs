@@ -103,7 +103,109 @@ pub fn check(s: &Scenario) -> Check {
         Duration::ZERO,
         YEAR,
     )?;
+    capacity(s)?;
+    compare(s)?;
     faults(s)
+}
+
+fn capacity(s: &Scenario) -> Check {
+    let c = &s.capacity;
+    number(
+        "capacity.start_rate",
+        c.start_rate,
+        MIN_RATE,
+        MAX_RATE,
+        " events/s",
+    )?;
+    number(
+        "capacity.max_rate",
+        c.max_rate,
+        MIN_RATE,
+        MAX_RATE,
+        " events/s",
+    )?;
+    number(
+        "capacity.precision",
+        c.precision,
+        0.001,
+        1.0,
+        " (a share of the rate)",
+    )?;
+    duration("capacity.trial", c.trial, 100 * MS, DAY)?;
+    duration("capacity.warmup", c.warmup, Duration::ZERO, DAY)?;
+    number(
+        "capacity.max_backlog_growth",
+        c.max_backlog_growth,
+        0.0,
+        1.0,
+        " (a share of the rate, per second)",
+    )?;
+    duration("capacity.drain", c.drain, Duration::ZERO, DAY)?;
+    duration(
+        "capacity.max_schedule_lag",
+        c.max_schedule_lag,
+        Duration::from_micros(1),
+        HOUR,
+    )?;
+    count("capacity.max_trials", u64::from(c.max_trials), 1, 1_000)?;
+    if let Some(rate) = c.common_rate {
+        number(
+            "capacity.common_rate",
+            rate,
+            MIN_RATE,
+            MAX_RATE,
+            " events/s",
+        )?;
+    }
+    for (i, v) in s.variants.iter().enumerate() {
+        if let Some(replicas) = v.replicas {
+            count(&format!("variants[{i}].replicas"), replicas as u64, 1, 5)?;
+        }
+        if let Some(workers) = v.workers {
+            count(&format!("variants[{i}].workers"), workers as u64, 1, 10_000)?;
+        }
+        if let Some(payload) = v.payload {
+            count(&format!("variants[{i}].payload"), payload.0, 1, 8 << 20)?;
+        }
+    }
+    require(s.variants.len() <= 100, "variants", || {
+        format!("{} variants: at most 100", s.variants.len())
+    })
+}
+
+fn compare(s: &Scenario) -> Check {
+    let c = &s.compare;
+    number(
+        "compare.latency",
+        c.latency,
+        0.0,
+        100.0,
+        " (a share: 0.25 is 25%)",
+    )?;
+    duration(
+        "compare.latency_floor",
+        c.latency_floor,
+        Duration::ZERO,
+        HOUR,
+    )?;
+    number("compare.rate", c.rate, 0.0, 1.0, " (a share: 0.01 is 1%)")?;
+    number("compare.msr", c.msr, 0.0, 1.0, " (a share: 0.1 is 10%)")?;
+    for (i, p) in c.percentiles.iter().enumerate() {
+        number(&format!("compare.percentiles[{i}]"), *p, 0.0, 100.0, "")?;
+    }
+    for (i, name) in c.latencies.iter().enumerate() {
+        require(
+            crate::stats::Latency::ALL.iter().any(|l| l.name() == name),
+            &format!("compare.latencies[{i}]"),
+            || {
+                format!(
+                    "`{name}` is no latency; use {}",
+                    crate::stats::Latency::ALL.map(|l| l.name()).join(", ")
+                )
+            },
+        )?;
+    }
+    Ok(())
 }
 
 fn target(s: &Scenario) -> Check {
