@@ -83,7 +83,7 @@ struct Trials<'a> {
 
 impl Trials<'_> {
     async fn run(&mut self, s: &Scenario, step: Step) -> Result<Trial, Stop> {
-        let measured = s.capacity.trial * if step.confirmation { 2 } else { 1 };
+        let measured = s.capacity.trial * if step.long { 2 } else { 1 };
         let scenario = trial_scenario(s, step.rate, measured).map_err(Stop::Error)?;
         purge(&scenario).await.map_err(Stop::Error)?;
         self.count += 1;
@@ -101,7 +101,8 @@ impl Trials<'_> {
             Err(HarnessError::Interrupted(_)) => return Err(Stop::Interrupted),
             Err(e) => return Err(Stop::Error(e.to_string())),
         };
-        let trial = judge(step.rate, step.confirmation, report, &s.capacity);
+        let mut trial = judge(step.rate, step.confirmation, report, &s.capacity);
+        trial.long = step.long;
         (self.say)(&table::trial_row(self.count, &trial));
         // An interrupted trial is kept in the result, and ends the search.
         Ok(trial)
@@ -236,7 +237,7 @@ fn finish(result: &mut CapacityResult, search: &Search) {
     result.warnings.extend(warning);
     if result.harness_limited {
         result.warnings.push(
-            "the harness's own schedule broke before the pipeline did: the MSR is the harness's limit, not the pipeline's"
+            "the harness's own schedule broke first above the MSR: the pipeline may sustain more with the load generated from more cores or another machine (see `harness_limited`)"
                 .into(),
         );
     }
@@ -301,21 +302,23 @@ pub async fn search_configurations(
         return out;
     };
     say(&format!(
-        "\n== every variant at {rate} events/s ==\n{}",
+        "\n== every variant at {rate} events/s, numbered in the order above ==\n{}",
         table::trial_header()
     ));
     for (i, v) in scenarios.iter().enumerate() {
         let mut options = options.clone();
         options.run_id = format!("{}_c{}", options.run_id, i + 1);
+        // Rows numbered as the variants are.
         let mut trials = Trials {
             options: &options,
             signals,
-            count: 0,
+            count: i,
             say,
         };
         let step = Step {
             rate,
             confirmation: false,
+            long: false,
         };
         match trials.run(v, step).await {
             Ok(trial) => {

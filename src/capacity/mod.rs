@@ -38,7 +38,11 @@ pub struct Trial {
     pub rate: f64,
     /// Seconds measured after the warm-up.
     pub measured_secs: f64,
+    /// It checked the highest sustainable rate found so far.
     pub confirmation: bool,
+    /// Measured twice as long: a confirmation, or any trial after a failed one.
+    #[serde(default)]
+    pub long: bool,
     /// Events/s sent over the measured part.
     pub achieved: f64,
     /// Least-squares growth of the backlog over the measured part, messages/s.
@@ -265,7 +269,7 @@ pub fn judge(rate: f64, confirmation: bool, report: Report, knobs: &Capacity) ->
         failures.push(Failure::new(
             "harness",
             format!(
-                "the harness's schedule_lag p99 {:.2} ms is above {limit_ms} ms: the harness, not the pipeline, was the limit",
+                "schedule_lag p99 {:.2} ms, above {limit_ms} ms: the harness could not hold its own schedule, so this trial measured the load generator, not the pipeline",
                 lag.p99
             ),
         ));
@@ -326,6 +330,7 @@ pub fn judge(rate: f64, confirmation: bool, report: Report, knobs: &Capacity) ->
         rate,
         measured_secs: (report.load_secs - report.measured_from_secs).max(0.0),
         confirmation,
+        long: confirmation,
         achieved,
         backlog_slope,
         drain_secs,

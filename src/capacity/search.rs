@@ -14,8 +14,11 @@ const MAX_CONFIRMATIONS: u32 = 3;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Step {
     pub rate: f64,
-    /// A confirmation trial: measured twice as long.
+    /// A confirmation trial: it checks the highest sustainable rate so far.
     pub confirmation: bool,
+    /// Measured twice as long: confirmations, and every trial after a
+    /// confirmation failed.
+    pub long: bool,
 }
 
 /// Why the search ended.
@@ -150,7 +153,8 @@ impl Search {
         }
         let step = Step {
             rate,
-            confirmation: checking || long,
+            confirmation: checking,
+            long: checking || long,
         };
         self.checking = checking;
         self.pending = Some(step);
@@ -185,7 +189,7 @@ impl Search {
                 self.passed.push(step.rate);
                 if self.lo.is_none_or(|lo| step.rate > lo) {
                     self.lo = Some(step.rate);
-                    self.lo_long = step.confirmation;
+                    self.lo_long = step.long;
                 }
             }
             (false, false) => {
@@ -266,7 +270,7 @@ mod tests {
         let mut steps = Vec::new();
         while let Some(step) = search.next_step() {
             steps.push(step);
-            let limit = if step.confirmation { 450.0 } else { 500.0 };
+            let limit = if step.long { 450.0 } else { 500.0 };
             search.record(step.rate <= limit);
         }
         let best = search.best().unwrap();
@@ -275,7 +279,8 @@ mod tests {
         // After the failed confirmation every trial is long.
         let failed = steps.iter().position(|s| s.confirmation).unwrap();
         assert_eq!(steps[failed].rate, 500.0);
-        assert!(steps[failed..].iter().all(|s| s.confirmation), "{steps:?}");
+        assert!(steps[failed..].iter().all(|s| s.long), "{steps:?}");
+        assert!(steps[..failed].iter().all(|s| !s.long), "{steps:?}");
     }
 
     #[test]
@@ -285,7 +290,7 @@ mod tests {
         while let Some(step) = search.next_step() {
             n += 1;
             assert!(n < 100);
-            search.record(!step.confirmation && step.rate <= 500.0);
+            search.record(!step.long && step.rate <= 500.0);
         }
         assert_eq!(search.ending(), Some(Ending::Unconfirmed));
     }

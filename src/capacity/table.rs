@@ -88,9 +88,6 @@ pub fn render_result(r: &CapacityResult) -> String {
     if let Some(limit) = &r.limited_by {
         let _ = writeln!(out, "above it, first failed: {limit}");
     }
-    if r.harness_limited {
-        let _ = writeln!(out, "the limit was the harness's own, not the pipeline's");
-    }
     if let Some(usage) = r.server_usage {
         let _ = writeln!(
             out,
