@@ -240,3 +240,108 @@ fn what_cannot_work_is_said_before_any_trial() {
     );
     assert!(started.elapsed() < Duration::from_secs(5), "no trial ran");
 }
+
+/// Against an external server each trial starts on a purged stream and a
+/// new durable: the backlog a failed trial leaves behind is neither
+/// delivered to the next one (it would count as unexpected) nor counted
+/// in its backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_an_external_server_each_trial_starts_on_a_purged_stream() {
+    let server = common::NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("capacity.json");
+    // 800/s into a consumer of 500/s leaves a backlog behind; the next
+    // trial, at 400/s, must start clean.
+    let output = harness()
+        .args([
+            "capacity",
+            &scenario(),
+            "--quiet",
+            "--nats-url",
+            &server.url(),
+        ])
+        .args(["--start-rate", "800", "--max-trials", "2"])
+        .args(["--trial", "2s", "--warmup", "500ms", "--drain", "1s"])
+        .arg("--report-json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    let result = read_json(&json);
+    let trials = result["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 2, "{said}");
+    assert_eq!(trials[0]["sustainable"], false, "{said}");
+    assert!(trials[0]["report"]["counts"]["pending"].as_u64().unwrap() > 0);
+    let second = &trials[1]["report"];
+    assert_eq!(trials[1]["rate"].as_f64(), Some(400.0));
+    assert_eq!(trials[1]["sustainable"], true, "{said}");
+    assert_eq!(second["counts"]["unexpected"], 0, "{second:#}");
+    assert_eq!(second["target"]["embedded"], false);
+    assert!(second["target"]["server_usage"].is_null());
+    assert_eq!(result["fingerprint"]["nodes"], 0);
+    // The stream holds only the last trial's events.
+    let js = async_nats::jetstream::new(server.client().await);
+    let mut stream = js.get_stream("HARNESS_CAPACITY").await.unwrap();
+    let info = stream.info().await.unwrap();
+    let scheduled = second["counts"]["scheduled"].as_u64().unwrap();
+    assert_eq!(info.state.messages, scheduled, "{said}");
+}
+
+/// `[[variants]]`: a search per variant, a trial each at the common rate,
+/// and the table comparing them, with the embedded server's CPU and memory.
+#[test]
+fn variants_are_searched_in_turn_then_compared_at_one_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("configurations.json");
+    let text_of = format!(
+        "{}\n[[variants]]\nstorage = \"memory\"\n\n[[variants]]\nname = \"on file\"\nstorage = \"file\"\n",
+        std::fs::read_to_string(scenario()).unwrap()
+    );
+    let file = write(dir.path(), "variants.toml", &text_of);
+    let output = harness()
+        .args([
+            "capacity",
+            file.to_str().unwrap(),
+            "--quiet",
+            "--max-trials",
+            "2",
+        ])
+        .args(["--trial", "1s", "--warmup", "500ms", "--drain", "2s"])
+        .arg("--report-json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    let result = read_json(&json);
+    assert_eq!(result["kind"], "configurations");
+    let variants = result["variants"].as_array().unwrap();
+    let names: Vec<&str> = variants
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["memory", "on file"]);
+    // Two trials each (100/s, 200/s), then both at half the lower MSR.
+    assert_eq!(result["common_rate"].as_f64(), Some(100.0), "{said}");
+    for v in variants {
+        assert_eq!(v["capacity"]["msr"].as_f64(), Some(200.0), "{said}");
+        assert_eq!(v["capacity"]["trials"].as_array().unwrap().len(), 2);
+        let common = &v["common"];
+        assert_eq!(common["rate"].as_f64(), Some(100.0));
+        assert!(
+            common["report"]["target"]["server_usage"]["cpu_secs"]
+                .as_f64()
+                .unwrap()
+                > 0.0
+        );
+    }
+    assert_eq!(variants[0]["capacity"]["fingerprint"]["storage"], "memory");
+    assert_eq!(variants[1]["capacity"]["fingerprint"]["storage"], "file");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("| variant | MSR events/s |"), "{said}");
+    assert!(
+        stdout.contains("| memory | 200 |") && stdout.contains("| on file | 200 |"),
+        "{said}"
+    );
+}
