@@ -199,6 +199,13 @@ impl Recorder {
         t_secs >= next
     }
 
+    /// The cumulative histograms started again from empty (the end of a
+    /// capacity trial's warm-up): the next point takes them whole, instead
+    /// of less the last point's, which they no longer hold.
+    pub fn latencies_restarted(&mut self) {
+        self.last_histograms = None;
+    }
+
     /// A look at the run at `t_secs`: kept as a point if one is due, or if
     /// `last` (the end of the run, however short its interval). The
     /// histograms are asked for only then: copying them is the cost.
@@ -335,6 +342,22 @@ mod tests {
         assert!((e2e.p50 - 50.0).abs() < 0.1, "{e2e:?}");
         assert!((e2e.max - 60.0).abs() < 0.1, "{e2e:?}");
         assert_eq!(s.points[0].latency["end_to_end"].count, 3);
+    }
+
+    #[test]
+    fn after_the_histograms_restart_a_point_takes_them_whole() {
+        let mut r = Recorder::new(1.0, 100);
+        r.observe(1.0, false, || {
+            (totals(100), None, 0, histograms(&[1, 2, 3, 4, 5]))
+        });
+        // The warm-up ends: the running histograms start again from empty,
+        // and two samples arrive.
+        r.latencies_restarted();
+        r.observe(2.0, true, || (totals(200), None, 0, histograms(&[9, 9])));
+        let s = r.finish(Vec::new(), Vec::new());
+        let e2e = s.points[1].latency["end_to_end"];
+        assert_eq!(e2e.count, 2, "{e2e:?}");
+        assert!((e2e.p50 - 9.0).abs() < 0.1, "{e2e:?}");
     }
 
     #[test]

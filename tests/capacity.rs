@@ -100,6 +100,17 @@ fn the_search_lands_within_ten_percent_of_a_known_limit() {
     let worse_path = write(dir.path(), "worse.json", &worse.to_string());
     let regressed = compare(&json, &worse_path);
     assert_eq!(regressed.status.code(), Some(1), "{}", text(&regressed));
+    // Searched under other rules: not comparable.
+    let mut other_rules = result.clone();
+    other_rules["knobs"]["max_backlog_growth"] = serde_json::json!(0.5);
+    let other_path = write(dir.path(), "other.json", &other_rules.to_string());
+    let refused = compare(&json, &other_path);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("capacity.max_backlog_growth"),
+        "{}",
+        text(&refused)
+    );
     assert!(String::from_utf8_lossy(&regressed.stdout).contains("maximum sustainable rate"));
 }
 
@@ -169,7 +180,7 @@ fn ctrl_c_mid_search_writes_the_partial_result_and_exits_130() {
     use std::io::BufRead;
     let stdout = child.stdout.take().unwrap();
     let (seen, rows) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
@@ -193,6 +204,8 @@ fn ctrl_c_mid_search_writes_the_partial_result_and_exits_130() {
     signal(&child, libc::SIGINT);
     let output = wait_exit(child, Duration::from_secs(30));
     assert_eq!(output.status.code(), Some(130), "{}", text(&output));
+    // Every line the reader had, once it has read to the end.
+    reader.join().unwrap();
     let rest: Vec<String> = rows.try_iter().collect();
     let result = read_json(&json);
     assert_eq!(result["interrupted"], true);

@@ -214,6 +214,18 @@ fn finish(result: &mut CapacityResult, search: &Search) {
     if let Some(first) = result.trials.first() {
         result.fingerprint = first.report.fingerprint.clone();
     }
+    // A long trial at the MSR that was sustained confirmed it, whether it
+    // ran as a confirmation or as a long bisection step.
+    if let Some(msr) = result.msr {
+        if let Some(t) = result
+            .trials
+            .iter_mut()
+            .rev()
+            .find(|t| t.long && t.sustainable && t.rate == msr)
+        {
+            t.confirmation = true;
+        }
+    }
     result.server_usage = result
         .trials
         .iter()
@@ -295,7 +307,7 @@ pub async fn search_configurations(
             .iter()
             .filter_map(|v| v.capacity.msr)
             .reduce(f64::min)
-            .map(|m| search_round(m / 2.0))
+            .map(|m| super::search::round(m / 2.0))
     });
     out.common_rate = common;
     let Some(rate) = common else {
@@ -340,12 +352,4 @@ pub async fn search_configurations(
         }
     }
     out
-}
-
-fn search_round(rate: f64) -> f64 {
-    if rate >= 100.0 {
-        rate.round()
-    } else {
-        (rate * 100.0).round() / 100.0
-    }
 }

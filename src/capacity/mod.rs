@@ -188,21 +188,17 @@ fn measured_points(report: &Report) -> impl Iterator<Item = &crate::series::Poin
         .filter(move |p| p.t_secs > from + 1e-6 && p.t_secs <= to)
 }
 
-/// Events/s sent over the measured part, from the series (each point's
-/// rate weighted by its interval).
+/// Events/s sent over the measured part, from the series: each point's
+/// rate weighted by the share of its interval that lies after the warm-up.
 pub fn achieved(report: &Report) -> f64 {
-    let mut previous = report
-        .series
-        .points
-        .iter()
-        .rev()
-        .find(|p| p.t_secs <= report.measured_from_secs + 1e-6)
-        .map_or(0.0, |p| p.t_secs);
-    let (mut sent, mut time) = (0.0, 0.0);
-    for p in measured_points(report) {
-        let dt = p.t_secs - previous;
-        sent += p.achieved_rate * dt;
-        time += dt;
+    let (from, to) = (report.measured_from_secs, report.load_secs + 1e-6);
+    let (mut sent, mut time, mut previous) = (0.0, 0.0, 0.0_f64);
+    for p in &report.series.points {
+        if p.t_secs > from && p.t_secs <= to {
+            let span = p.t_secs - previous.max(from);
+            sent += p.achieved_rate * span;
+            time += span;
+        }
         previous = p.t_secs;
     }
     if time > 0.0 {
@@ -456,6 +452,28 @@ mod tests {
             .collect();
         assert_eq!(&conditions[..2], &["harness", "lost"]);
         assert!(trial.failures[0].is_harness());
+    }
+
+    #[test]
+    fn the_achieved_rate_leaves_out_the_warm_up_even_between_points() {
+        let mut report = crate::report::example();
+        // Points just after each whole second, as the 250 ms ticks take
+        // them: 50/s during a 10 s warm-up, 100/s after.
+        for (i, p) in report.series.points.iter_mut().enumerate() {
+            p.t_secs = (i + 1) as f64 + 0.2;
+            p.achieved_rate = if p.t_secs <= 10.2 { 50.0 } else { 100.0 };
+        }
+        report.load_secs = 60.2;
+        report.measured_from_secs = 10.0;
+        // The point at 10.2 covers 9.2..10.2: 0.2 s of it is measured, at 50/s.
+        let expected = (50.0 * 0.2 + 100.0 * 50.0) / 50.2;
+        assert!(
+            (achieved(&report) - expected).abs() < 1e-9,
+            "{}",
+            achieved(&report)
+        );
+        report.measured_from_secs = 10.2;
+        assert!((achieved(&report) - 100.0).abs() < 1e-9);
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub struct Search {
 
 /// Rates as people write them: whole events/s from 100 up, else three
 /// significant digits.
-fn round(rate: f64) -> f64 {
+pub(crate) fn round(rate: f64) -> f64 {
     if rate >= 100.0 {
         rate.round()
     } else {
@@ -123,7 +123,10 @@ impl Search {
             (None, None) => (self.start, false),
             // Probing up, to the ceiling at most.
             (Some(lo), None) if lo >= self.max => (lo, true),
-            (Some(lo), None) => (round((lo * 2.0).min(self.max)), false),
+            (Some(lo), None) => {
+                let rate = round(lo * 2.0);
+                (if rate >= self.max { self.max } else { rate }, false)
+            }
             // Probing down.
             (None, Some(hi)) => {
                 let rate = round(hi / 2.0);
@@ -246,6 +249,16 @@ mod tests {
     fn a_pipeline_above_the_ceiling_is_reported_at_it() {
         let (best, ending, _) = against(1e9, 100.0, 1000.0);
         assert_eq!((best, ending), (Some(1000.0), Ending::AtMaxRate));
+    }
+
+    #[test]
+    fn a_ceiling_that_is_no_round_number_is_tried_as_written() {
+        for max in [1000.4, 1000.5, 12.34] {
+            let (best, ending, steps) = against(1e9, 100.0, max);
+            assert_eq!((best, ending), (Some(max), Ending::AtMaxRate), "{steps:?}");
+            assert!(steps.iter().all(|s| s.rate <= max), "{steps:?}");
+            assert!(steps.len() <= 6, "{steps:?}");
+        }
     }
 
     #[test]

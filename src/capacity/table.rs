@@ -60,6 +60,8 @@ pub fn trial_row(n: usize, t: &Trial) -> String {
         t.backlog_slope,
         if t.confirmation {
             "(confirmation) "
+        } else if t.long {
+            "(long) "
         } else {
             ""
         },

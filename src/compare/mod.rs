@@ -178,6 +178,10 @@ fn row(
 
 /// The value of `latency` at percentile `p` in a run report, ms.
 fn percentile(r: &Report, latency: &str, p: f64) -> Option<f64> {
+    // No samples is no figure, never 0 ms.
+    if r.latency.get(latency).is_none_or(|s| s.count == 0) {
+        return None;
+    }
     let from_distribution = r
         .distribution
         .get(latency)
@@ -310,7 +314,26 @@ pub fn compare(
             }
             runs(b, c, t)
         }
-        (Subject::Capacity(b), Subject::Capacity(c)) => capacities(b, c, t),
+        (Subject::Capacity(b), Subject::Capacity(c)) => {
+            // Searched under other rules, the MSRs measure different things.
+            if b.knobs != c.knobs {
+                let (kb, kc) = (
+                    serde_json::to_value(&b.knobs),
+                    serde_json::to_value(&c.knobs),
+                );
+                if let (Ok(serde_json::Value::Object(kb)), Ok(serde_json::Value::Object(kc))) =
+                    (kb, kc)
+                {
+                    for (key, vb) in &kb {
+                        let vc = kc.get(key).cloned().unwrap_or_default();
+                        if *vb != vc {
+                            mismatches.push(format!("capacity.{key}: {vb} → {vc}"));
+                        }
+                    }
+                }
+            }
+            capacities(b, c, t)
+        }
         (b, c) => {
             return Err(format!(
                 "a {} cannot be compared with a {}",

@@ -269,7 +269,10 @@ impl Experiment {
                 _ = ticker.tick() => {
                     if warming && self.start.instant.elapsed() >= self.warmup {
                         // The warm-up is over: from here the latencies count.
+                        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
                         self.stats.reset();
+                        series.latencies_restarted();
+                        drop(series);
                         warming = false;
                     }
                     let snapshot = self.snapshot("load", &mut rate).await;
