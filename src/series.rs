@@ -169,8 +169,13 @@ pub struct Recorder {
     points: Vec<Point>,
     last_t: f64,
     last: Totals,
-    /// The cumulative histograms at the last point, to subtract.
-    last_histograms: Option<Vec<Histogram<u64>>>,
+    /// The cumulative histograms now, filled by each look, and at the last
+    /// point, to subtract; swapped at each point and the interval made in
+    /// `scratch`, so that a point allocates none of these (about 180 KB
+    /// each) again.
+    now: Vec<Histogram<u64>>,
+    before: Vec<Histogram<u64>>,
+    scratch: Histogram<u64>,
 }
 
 impl Default for Recorder {
@@ -187,7 +192,15 @@ impl Recorder {
             points: Vec::new(),
             last_t: 0.0,
             last: Totals::default(),
-            last_histograms: None,
+            now: Latency::ALL
+                .iter()
+                .map(|_| crate::stats::new_histogram())
+                .collect(),
+            before: Latency::ALL
+                .iter()
+                .map(|_| crate::stats::new_histogram())
+                .collect(),
+            scratch: crate::stats::new_histogram(),
         }
     }
 
@@ -203,49 +216,51 @@ impl Recorder {
     /// capacity trial's warm-up): the next point takes them whole, instead
     /// of less the last point's, which they no longer hold.
     pub fn latencies_restarted(&mut self) {
-        self.last_histograms = None;
+        for h in &mut self.before {
+            h.reset();
+        }
     }
 
     /// A look at the run at `t_secs`: kept as a point if one is due, or if
-    /// `last` (the end of the run, however short its interval). The
-    /// histograms are asked for only then: copying them is the cost.
+    /// `last` (the end of the run, however short its interval). The look
+    /// is taken only then (copying the histograms is the cost): it fills
+    /// the cumulative histograms it is handed, in [`Latency::ALL`] order.
     pub fn observe(
         &mut self,
         t_secs: f64,
         last: bool,
-        look: impl FnOnce() -> (Totals, Option<u64>, u64, Vec<Histogram<u64>>),
+        look: impl FnOnce(&mut [Histogram<u64>]) -> (Totals, Option<u64>, u64),
     ) {
         if self.due(t_secs) || (last && t_secs > self.last_t) {
-            let (totals, backlog, in_flight, histograms) = look();
-            self.point(t_secs, totals, backlog, in_flight, histograms);
+            let (totals, backlog, in_flight) = look(&mut self.now);
+            self.point(t_secs, totals, backlog, in_flight);
         }
     }
 
     /// Takes a point at `t_secs`: rates from the totals since the last
     /// point, latencies from the cumulative histograms (in
     /// [`Latency::ALL`] order) less the last point's.
-    fn point(
-        &mut self,
-        t_secs: f64,
-        totals: Totals,
-        backlog: Option<u64>,
-        in_flight: u64,
-        histograms: Vec<Histogram<u64>>,
-    ) {
+    fn point(&mut self, t_secs: f64, totals: Totals, backlog: Option<u64>, in_flight: u64) {
         let dt = (t_secs - self.last_t).max(f64::EPSILON);
         let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / dt;
-        let intervals: Vec<Histogram<u64>> = histograms
-            .iter()
-            .enumerate()
-            .map(|(i, now)| {
-                let mut interval = now.clone();
-                if let Some(before) = self.last_histograms.as_ref().and_then(|b| b.get(i)) {
-                    // Cumulative histograms only grow, so this never fails.
-                    let _ = interval.subtract(before);
-                }
-                interval
-            })
-            .collect();
+        let mut latency = BTreeMap::new();
+        let mut encoded = Vec::with_capacity(self.now.len());
+        for (i, which) in Latency::ALL.iter().enumerate() {
+            let (Some(now), Some(before)) = (self.now.get(i), self.before.get(i)) else {
+                continue;
+            };
+            let interval = &mut self.scratch;
+            interval.reset();
+            // Same bounds on both sides, and cumulative histograms only
+            // grow, so neither fails.
+            let _ = interval.add(now);
+            let _ = interval.subtract(before);
+            latency.insert(which.name().to_string(), IntervalLatency::of(interval));
+            encoded.push(encode(interval));
+        }
+        // What is now becomes what was before; the next look overwrites
+        // the other buffer.
+        std::mem::swap(&mut self.now, &mut self.before);
         self.points.push(Point {
             t_secs,
             target_rate: (totals.intended - self.last.intended).max(0.0) / dt,
@@ -254,12 +269,11 @@ impl Recorder {
             processed_rate: rate(totals.processed, self.last.processed),
             backlog,
             in_flight,
-            latency: latencies(&intervals),
-            histograms: intervals.iter().map(encode).collect(),
+            latency,
+            histograms: encoded,
         });
         self.last_t = t_secs;
         self.last = totals;
-        self.last_histograms = Some(histograms);
         if self.points.len() > self.max_points {
             self.coarsen();
         }
@@ -296,6 +310,13 @@ impl Recorder {
 mod tests {
     use super::*;
 
+    /// A look that fills the histograms with `values_ms` in every latency.
+    fn fill(into: &mut [Histogram<u64>], values_ms: &[u64]) {
+        for (h, new) in into.iter_mut().zip(histograms(values_ms)) {
+            *h = new;
+        }
+    }
+
     fn histograms(values_ms: &[u64]) -> Vec<Histogram<u64>> {
         Latency::ALL
             .iter()
@@ -322,12 +343,14 @@ mod tests {
     fn a_point_holds_the_interval_not_the_run_so_far() {
         let mut r = Recorder::default();
         assert!(!r.due(0.5) && r.due(1.0));
-        r.observe(0.5, false, || unreachable!("not due"));
-        r.observe(1.0, false, || {
-            (totals(100), Some(5), 3, histograms(&[1, 2, 3]))
+        r.observe(0.5, false, |_| unreachable!("not due"));
+        r.observe(1.0, false, |h| {
+            fill(h, &[1, 2, 3]);
+            (totals(100), Some(5), 3)
         });
-        r.observe(2.0, false, || {
-            (totals(300), None, 0, histograms(&[1, 2, 3, 50, 60]))
+        r.observe(2.0, false, |h| {
+            fill(h, &[1, 2, 3, 50, 60]);
+            (totals(300), None, 0)
         });
         let s = r.finish(Vec::new(), Vec::new());
         assert_eq!(s.points.len(), 2);
@@ -347,13 +370,17 @@ mod tests {
     #[test]
     fn after_the_histograms_restart_a_point_takes_them_whole() {
         let mut r = Recorder::new(1.0, 100);
-        r.observe(1.0, false, || {
-            (totals(100), None, 0, histograms(&[1, 2, 3, 4, 5]))
+        r.observe(1.0, false, |h| {
+            fill(h, &[1, 2, 3, 4, 5]);
+            (totals(100), None, 0)
         });
         // The warm-up ends: the running histograms start again from empty,
         // and two samples arrive.
         r.latencies_restarted();
-        r.observe(2.0, true, || (totals(200), None, 0, histograms(&[9, 9])));
+        r.observe(2.0, true, |h| {
+            fill(h, &[9, 9]);
+            (totals(200), None, 0)
+        });
         let s = r.finish(Vec::new(), Vec::new());
         let e2e = s.points[1].latency["end_to_end"];
         assert_eq!(e2e.count, 2, "{e2e:?}");
@@ -370,13 +397,9 @@ mod tests {
             if tick % 4 == 0 {
                 samples.push(tick / 4 % 7 + 1);
             }
-            let look = || {
-                (
-                    totals(tick * 10 / 4),
-                    Some(tick / 4),
-                    1,
-                    histograms(&samples),
-                )
+            let look = |h: &mut [Histogram<u64>]| {
+                fill(h, &samples);
+                (totals(tick * 10 / 4), Some(tick / 4), 1)
             };
             r.observe(t, tick == 4000, look);
         }

@@ -218,6 +218,13 @@ impl Stats {
         }
     }
 
+    /// One histogram copied into `into`, whose memory is reused.
+    pub fn snapshot_into(&self, which: Latency, into: &mut Histogram<u64>) {
+        into.reset();
+        // Both come from `new_histogram`: the same bounds, so this cannot fail.
+        let _ = into.add(&*self.slot(which));
+    }
+
     /// A copy of one histogram, for exporting buckets or merging.
     pub fn snapshot(&self, which: Latency) -> Histogram<u64> {
         self.slot(which).clone()

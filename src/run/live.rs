@@ -162,7 +162,7 @@ impl Experiment {
     /// A look for the time series at `elapsed`; `last` takes the final point.
     pub(super) fn record_series(&self, elapsed: Duration, last: bool, backlog: Option<u64>) {
         let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        series.observe(elapsed.as_secs_f64(), last, || {
+        series.observe(elapsed.as_secs_f64(), last, |histograms| {
             let live = &self.ledger.live;
             let totals = crate::series::Totals {
                 intended: self.profile.events_by(elapsed),
@@ -170,16 +170,10 @@ impl Experiment {
                 published: Live::get(&live.published),
                 processed: Live::get(&live.processed),
             };
-            let histograms = Latency::ALL
-                .iter()
-                .map(|l| self.stats.snapshot(*l))
-                .collect();
-            (
-                totals,
-                backlog,
-                self.publisher.in_flight() as u64,
-                histograms,
-            )
+            for (which, into) in Latency::ALL.iter().zip(histograms) {
+                self.stats.snapshot_into(*which, into);
+            }
+            (totals, backlog, self.publisher.in_flight() as u64)
         });
     }
 }
