@@ -7,7 +7,7 @@
 //! - [`schedule`]: the rate profile as intended send offsets (open model).
 //! - [`backoff`]: retry delays, exponential with jitter.
 //! - [`criteria`]: pass/fail expressions such as `publish.p99 < 500ms`.
-//! - [`ledger`]: the state of every event, a byte each, and the final accounting.
+//! - [`ledger`]: the state of every event (a byte each, settled chunks folded) and the final accounting.
 //! - [`series`]: the run as a time series, bounded in points, with phases and faults marked.
 //! - [`stats`]: HDR histograms and live counters.
 //! - [`event`]: event ids, headers and payloads, encoded and decoded.
@@ -25,6 +25,8 @@
 //! - [`panics`]: panics in a run's tasks, caught and named, so the run fails loudly.
 //! - [`progress`]: the live status line while a run goes on.
 //! - [`run`]: one experiment from start to verdict.
+//! - [`capacity`]: the highest sustainable rate, by trials that are each a run; across variants.
+//! - [`compare`]: two reports or capacity results, figure by figure, for regressions.
 //! - [`cli`]: command-line flags and their environment twins.
 //! - [`clock`]: duration and instant arithmetic that saturates instead of panicking.
 //! - [`logging`]: logs on stderr, checked filter, no colour off a terminal, no secrets.

@@ -251,11 +251,18 @@ impl Experiment {
         });
         let aborts = verdict::parse_all(&self.config.scenario.criteria.abort_on);
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
+        // A tick held up (a server cut off by a fault answers a look only
+        // at its 1 s timeout) is not made up for by a burst of ticks.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ending = Ending::default();
         let mut rate = RateMeter::default();
         let mut warming = !self.warmup.is_zero();
         loop {
             tokio::select! {
+                // A signal or the schedule's end first: ticks are always
+                // due again, and a random pick among ready branches would
+                // let ticks hold off a Ctrl+C for seconds.
+                biased;
                 joined = &mut schedule_task => {
                     self.panics.joined("schedule", joined);
                     schedule_done = true;
