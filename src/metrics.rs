@@ -133,6 +133,15 @@ pub struct Listener {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl Listener {
+    /// Stops serving and waits until the socket is closed, so that the
+    /// address can be bound again at once (the next trial of a search).
+    pub async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
 impl Drop for Listener {
     fn drop(&mut self) {
         self.task.abort();

@@ -358,3 +358,26 @@ fn variants_are_searched_in_turn_then_compared_at_one_rate() {
         "{said}"
     );
 }
+
+/// Every trial serves /metrics on the same address: each must free it for
+/// the next, even after a trial that ended with a backlog.
+#[test]
+fn every_trial_serves_metrics_on_the_same_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("capacity.json");
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let output = harness()
+        .args(["capacity", &scenario(), "--quiet", "--metrics-addr", &addr])
+        .args(["--start-rate", "400", "--max-trials", "4"])
+        .args(["--trial", "1s", "--warmup", "500ms", "--drain", "1s"])
+        .arg("--report-json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    assert!(!said.contains("Address already in use"), "{said}");
+    let result = read_json(&json);
+    assert_eq!(result["trials"].as_array().unwrap().len(), 4, "{said}");
+    assert!(result["error"].is_null(), "{said}");
+}

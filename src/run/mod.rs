@@ -143,9 +143,10 @@ pub async fn run_trial(
     signals: Signals,
     warmup: Duration,
 ) -> Result<Report, HarnessError> {
-    run_measured(config, signals, warmup)
-        .await
-        .map(|(report, _)| report)
+    let (report, telemetry) = run_measured(config, signals, warmup).await?;
+    // The next trial serves metrics on the same address.
+    telemetry.close().await;
+    Ok(report)
 }
 
 async fn run_measured(

@@ -105,6 +105,13 @@ impl Telemetry {
         })
     }
 
+    /// Stops the listener and waits until its address is free again.
+    pub async fn close(mut self) {
+        if let Some(listener) = self.listener.take() {
+            listener.stop().await;
+        }
+    }
+
     /// Stats whose histograms also feed Prometheus.
     pub fn stats(&self) -> Stats {
         Stats::exporting(Latency::ALL.map(|l| self.metrics.histogram(l)))
