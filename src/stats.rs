@@ -224,11 +224,6 @@ impl Stats {
         // Both come from `new_histogram`: the same bounds, so this cannot fail.
         let _ = into.add(&*self.slot(which));
     }
-
-    /// A copy of one histogram, for exporting buckets or merging.
-    pub fn snapshot(&self, which: Latency) -> Histogram<u64> {
-        self.slot(which).clone()
-    }
 }
 
 #[cfg(test)]

@@ -20,21 +20,29 @@ fn scenario() -> String {
 /// Short trials, so the whole search fits in a CI minute.
 const SHORT: [&str; 6] = ["--trial", "3s", "--warmup", "1s", "--drain", "3s"];
 
+/// `harness capacity FILE --quiet ARGS... --report-json JSON`, run to its end.
+fn search(file: &str, args: &[&str], json: &Path) -> std::process::Output {
+    harness()
+        .args(["capacity", file, "--quiet"])
+        .args(args)
+        .arg("--report-json")
+        .arg(json)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn the_search_lands_within_ten_percent_of_a_known_limit() {
     // 2 workers x a constant 4 ms: at most 500 events/s.
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("capacity.json");
     let html = dir.path().join("capacity.html");
-    let output = harness()
-        .args(["capacity", &scenario(), "--quiet"])
-        .args(SHORT)
-        .arg("--report-json")
-        .arg(&json)
-        .arg("--report-html")
-        .arg(&html)
-        .output()
-        .unwrap();
+    let html_arg = html.to_str().unwrap();
+    let output = search(
+        &scenario(),
+        &[&SHORT[..], &["--report-html", html_arg]].concat(),
+        &json,
+    );
     let said = text(&output);
     assert_eq!(output.status.code(), Some(0), "{said}");
     let result = read_json(&json);
@@ -123,19 +131,20 @@ fn nothing_sustainable_exits_1_with_every_trial_explained() {
         .unwrap()
         .replace("\"end_to_end.p99 < 1s\",", "\"end_to_end.p99 < 1us\",");
     let file = write(dir.path(), "impossible.toml", &text_of);
-    let output = harness()
-        .args([
-            "capacity",
-            file.to_str().unwrap(),
-            "--quiet",
+    let output = search(
+        file.to_str().unwrap(),
+        &[
             "--max-trials",
             "2",
-        ])
-        .args(["--trial", "1s", "--warmup", "500ms", "--drain", "2s"])
-        .arg("--report-json")
-        .arg(&json)
-        .output()
-        .unwrap();
+            "--trial",
+            "1s",
+            "--warmup",
+            "500ms",
+            "--drain",
+            "2s",
+        ],
+        &json,
+    );
     let said = text(&output);
     assert_eq!(output.status.code(), Some(1), "{said}");
     let result = read_json(&json);
@@ -265,20 +274,22 @@ async fn against_an_external_server_each_trial_starts_on_a_purged_stream() {
     let json = dir.path().join("capacity.json");
     // 800/s into a consumer of 500/s leaves a backlog behind; the next
     // trial, at 400/s, must start clean.
-    let output = harness()
-        .args([
-            "capacity",
-            &scenario(),
-            "--quiet",
+    let url = server.url();
+    let output = search(
+        &scenario(),
+        &[
             "--nats-url",
-            &server.url(),
-        ])
-        .args(["--start-rate", "800", "--max-trials", "2"])
-        .args(["--trial", "2s", "--warmup", "500ms", "--drain", "1s"])
-        .arg("--report-json")
-        .arg(&json)
-        .output()
-        .unwrap();
+            &url,
+            "--start-rate",
+            "800",
+            "--max-trials",
+            "2",
+        ]
+        .into_iter()
+        .chain(["--trial", "2s", "--warmup", "500ms", "--drain", "1s"])
+        .collect::<Vec<_>>(),
+        &json,
+    );
     let said = text(&output);
     assert_eq!(output.status.code(), Some(0), "{said}");
     let result = read_json(&json);
@@ -312,19 +323,20 @@ fn variants_are_searched_in_turn_then_compared_at_one_rate() {
         std::fs::read_to_string(scenario()).unwrap()
     );
     let file = write(dir.path(), "variants.toml", &text_of);
-    let output = harness()
-        .args([
-            "capacity",
-            file.to_str().unwrap(),
-            "--quiet",
+    let output = search(
+        file.to_str().unwrap(),
+        &[
             "--max-trials",
             "2",
-        ])
-        .args(["--trial", "1s", "--warmup", "500ms", "--drain", "2s"])
-        .arg("--report-json")
-        .arg(&json)
-        .output()
-        .unwrap();
+            "--trial",
+            "1s",
+            "--warmup",
+            "500ms",
+            "--drain",
+            "2s",
+        ],
+        &json,
+    );
     let said = text(&output);
     assert_eq!(output.status.code(), Some(0), "{said}");
     let result = read_json(&json);
@@ -366,14 +378,21 @@ fn every_trial_serves_metrics_on_the_same_address() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("capacity.json");
     let addr = format!("127.0.0.1:{}", common::free_port());
-    let output = harness()
-        .args(["capacity", &scenario(), "--quiet", "--metrics-addr", &addr])
-        .args(["--start-rate", "400", "--max-trials", "4"])
-        .args(["--trial", "1s", "--warmup", "500ms", "--drain", "1s"])
-        .arg("--report-json")
-        .arg(&json)
-        .output()
-        .unwrap();
+    let output = search(
+        &scenario(),
+        &[
+            "--metrics-addr",
+            &addr,
+            "--start-rate",
+            "400",
+            "--max-trials",
+            "4",
+        ]
+        .into_iter()
+        .chain(["--trial", "1s", "--warmup", "500ms", "--drain", "1s"])
+        .collect::<Vec<_>>(),
+        &json,
+    );
     let said = text(&output);
     assert_eq!(output.status.code(), Some(0), "{said}");
     assert!(!said.contains("Address already in use"), "{said}");

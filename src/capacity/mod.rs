@@ -123,16 +123,7 @@ impl CapacityResult {
     /// 0 a sustainable rate was found; 1 none was; 3 a trial could not
     /// run; 130 interrupted.
     pub fn exit_code(&self) -> i32 {
-        use crate::error::exit;
-        if self.interrupted {
-            exit::INTERRUPTED
-        } else if self.error.is_some() {
-            exit::INFRASTRUCTURE
-        } else if self.msr.is_some() {
-            exit::PASSED
-        } else {
-            exit::FAILED
-        }
+        exit_code(self.interrupted, self.error.is_some(), self.msr.is_some())
     }
 }
 
@@ -163,17 +154,21 @@ pub struct VariantResult {
 }
 
 impl Configurations {
+    /// As for one search; every variant must have found a rate.
     pub fn exit_code(&self) -> i32 {
-        use crate::error::exit;
-        if self.interrupted {
-            exit::INTERRUPTED
-        } else if self.error.is_some() {
-            exit::INFRASTRUCTURE
-        } else if self.variants.iter().all(|v| v.capacity.msr.is_some()) {
-            exit::PASSED
-        } else {
-            exit::FAILED
-        }
+        let found = self.variants.iter().all(|v| v.capacity.msr.is_some());
+        exit_code(self.interrupted, self.error.is_some(), found)
+    }
+}
+
+/// 130 interrupted; 3 a trial could not run; 0 a sustainable rate found; 1 none.
+fn exit_code(interrupted: bool, error: bool, found: bool) -> i32 {
+    use crate::error::exit;
+    match (interrupted, error, found) {
+        (true, _, _) => exit::INTERRUPTED,
+        (_, true, _) => exit::INFRASTRUCTURE,
+        (_, _, true) => exit::PASSED,
+        _ => exit::FAILED,
     }
 }
 

@@ -8,8 +8,7 @@ use crate::cli::{say_error, CompareArgs};
 use crate::error::exit;
 
 pub fn compare(args: &CompareArgs) -> i32 {
-    let read = |path| Subject::read(path);
-    let (baseline, current) = match (read(&args.baseline), read(&args.current)) {
+    let (baseline, current) = match (Subject::read(&args.baseline), Subject::read(&args.current)) {
         (Ok(b), Ok(c)) => (b, c),
         (Err(e), _) | (_, Err(e)) => {
             say_error(&format!("error: {e}"));
