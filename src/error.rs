@@ -29,6 +29,12 @@ pub enum HarnessError {
     Target(#[from] TargetError),
     #[error(transparent)]
     Provision(#[from] ProvisionError),
+    /// The machine refused a thread or a descriptor the run needs.
+    #[error("cannot start {what}: {source}")]
+    System {
+        what: &'static str,
+        source: std::io::Error,
+    },
     /// Ctrl+C, SIGTERM or SIGHUP before the load began: nothing ran, so
     /// there is no report.
     #[error("interrupted {0}; nothing was run, so there is no report")]
@@ -54,7 +60,9 @@ impl HarnessError {
             HarnessError::Scenario(_)
             | HarnessError::Usage(_)
             | HarnessError::PayloadAboveMaxPayload { .. } => exit::USAGE,
-            HarnessError::Target(_) | HarnessError::Provision(_) => exit::INFRASTRUCTURE,
+            HarnessError::Target(_) | HarnessError::Provision(_) | HarnessError::System { .. } => {
+                exit::INFRASTRUCTURE
+            }
             HarnessError::Interrupted(_) => exit::INTERRUPTED,
         }
     }

@@ -43,6 +43,7 @@ pub mod error;
 pub mod event;
 pub mod faults;
 pub mod garbage;
+pub mod lane;
 pub mod ledger;
 pub mod logging;
 pub mod metrics;

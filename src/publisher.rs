@@ -2,14 +2,14 @@
 //! holding up the schedule, retries with backoff, and classifies each event.
 //!
 //! Open model (DESIGN.md): event i is due at start + offset(i) whatever the
-//! acks are doing. The hot path is a pipeline with no task per event:
+//! acks are doing. The hot path is one task on the publisher's own thread
+//! ([`lane`]), with the publisher's connection beside it, and no task per
+//! event:
 //!
-//! 1. the pacer ([`Publisher::run_schedule`], a thread of its own) waits
-//!    until events are due and hands what is due at each wake-up, as one
-//!    burst, to
-//! 2. the sender ([`pipeline`]), one task that sends each burst in order
-//!    and keeps the PubAck futures in one set, settling each event as its
-//!    answer comes;
+//! 1. the pacer wakes when the next event is due (a timerfd, [`pace`]) and
+//!    sends, in order, everything that is due by then, as one burst;
+//! 2. the same task keeps the PubAck futures in one set and settles each
+//!    event as its answer comes;
 //! 3. an event whose attempt failed goes to the side path ([`retry`]), a
 //!    task of its own that backs off and tries again under the same
 //!    `Nats-Msg-Id`.
@@ -22,23 +22,25 @@
 mod failures;
 mod pace;
 
-use std::collections::HashMap;
+pub use pace::fine_timer_slack;
+
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use async_nats::jetstream::context::{Context, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::publish::PublishAck;
+use async_nats::Subject;
 use futures::stream::FuturesUnordered;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::runtime::Handle;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::event::{self, PayloadBuilder};
+use crate::lane::Lane;
 use crate::ledger::{Ledger, Live};
 use crate::panics::Panics;
 use crate::scenario::Scenario;
@@ -68,7 +70,7 @@ struct Shared {
     js: Context,
     ledger: Arc<Ledger>,
     stats: Arc<Stats>,
-    subject: String,
+    subject: Subject,
     publish: scenario::Publish,
     payloads: PayloadBuilder,
     stop: CancellationToken,
@@ -83,7 +85,7 @@ pub struct Publisher {
     /// One per event between being due and being settled.
     permits: Arc<Semaphore>,
     seed: u64,
-    /// The sender and the retries.
+    /// The pipeline and the retries.
     tasks: TaskTracker,
 }
 
@@ -95,24 +97,15 @@ pub struct Start {
     pub wall: SystemTime,
 }
 
-/// An event the pacer found due, on its way to the sender.
-struct Due {
+/// An event that fell due: sent at least once, not settled yet. Its
+/// message is made again for each attempt, from its seed, identical.
+struct Event {
     seq: u64,
     due: Instant,
     intended_wall: SystemTime,
     /// Seeds the event's payload and its retries' jitter.
     seed: u64,
     /// Its place among `max_in_flight`, given back when it is settled.
-    permit: OwnedSemaphorePermit,
-}
-
-/// An event on its way: sent at least once, not settled yet.
-struct Event {
-    seq: u64,
-    due: Instant,
-    event_id: String,
-    message: PublishMessage,
-    rng: StdRng,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -136,7 +129,7 @@ impl Publisher {
                 js,
                 ledger,
                 stats,
-                subject: scenario.load.subject.clone(),
+                subject: Subject::from(scenario.load.subject.as_str()),
                 publish: scenario.publish.clone(),
                 payloads: PayloadBuilder::new(&scenario.load.payload),
                 stop,
@@ -157,85 +150,31 @@ impl Publisher {
             .saturating_sub(self.permits.available_permits())
     }
 
-    /// Runs the schedule until it ends or `schedule_stop` fires, then returns;
-    /// publishes already sent go on until `wait` or the shared stop.
-    ///
-    /// This is the pacer, and it runs on a thread of its own (call it from
-    /// `spawn_blocking`): tokio's timer ticks in whole milliseconds, while a
-    /// thread's sleep wakes within tens of microseconds ([`pace`]). What is
-    /// due at one wake-up goes to the sender as one burst; each event's lag
-    /// is measured from its own due time.
-    pub fn run_schedule(
-        &self,
+    /// Starts the schedule on `lane` (where the publisher's connection
+    /// lives). The token it returns fires when the schedule is over: run
+    /// to its end, or stopped by `schedule_stop`. Publishes already sent go
+    /// on until [`Publisher::wait`] or the shared stop.
+    pub fn start(
+        self: &Arc<Self>,
         schedule: Schedule,
         start: Start,
         schedule_stop: CancellationToken,
-        runtime: Handle,
-    ) {
-        let (bursts, receiver) = mpsc::unbounded_channel();
-        let (shared, tasks) = (self.shared.clone(), self.tasks.clone());
+        lane: &Lane,
+    ) -> CancellationToken {
+        let paced = CancellationToken::new();
+        let publisher = self.clone();
+        let over = paced.clone().drop_guard();
         self.tasks.spawn_on(
             async move {
-                let sender = pipeline(&shared, receiver, &tasks);
-                shared.panics.guard("publish", sender).await;
+                let pipeline = publisher.pipeline(schedule, start, schedule_stop, over);
+                publisher.shared.panics.guard("publish", pipeline).await;
             },
-            &runtime,
+            lane.handle(),
         );
-        let mut rng = StdRng::seed_from_u64(self.seed);
-        let mut pacer = pace::Pacer::new();
-        let at = |offset| crate::clock::after(start.instant, offset);
-        let end = at(schedule.profile().duration());
-        let mut schedule = schedule.peekable();
-        let mut burst: Vec<Due> = Vec::new();
-        'schedule: while let Some(first) = schedule.next() {
-            if !pacer.wait_until(at(first.1), &schedule_stop) {
-                break;
-            }
-            // This event, and every later one that is due by now.
-            let mut next = Some(first);
-            while let Some((seq, offset)) = next {
-                let due = at(offset);
-                self.shared.ledger.schedule(seq);
-                let permit = match self.permits.clone().try_acquire_owned() {
-                    Ok(permit) => permit,
-                    Err(_) => {
-                        self.shared.ledger.held_back();
-                        // What is due already goes first: it holds permits.
-                        let _ = bursts.send(std::mem::take(&mut burst));
-                        let permits = self.permits.clone();
-                        let acquired = runtime.block_on(async {
-                            tokio::select! {
-                                permit = permits.acquire_owned() => permit.ok(),
-                                _ = schedule_stop.cancelled() => None,
-                            }
-                        });
-                        match acquired {
-                            Some(permit) => permit,
-                            None => break 'schedule,
-                        }
-                    }
-                };
-                self.shared.stats.record(
-                    Latency::ScheduleLag,
-                    Instant::now().saturating_duration_since(due),
-                );
-                burst.push(Due {
-                    seq,
-                    due,
-                    intended_wall: start.wall.checked_add(offset).unwrap_or(start.wall),
-                    seed: rng.random(),
-                    permit,
-                });
-                next = schedule.next_if(|&(_, offset)| at(offset) <= Instant::now());
-            }
-            let _ = bursts.send(std::mem::take(&mut burst));
-        }
-        // The load lasts the profile's whole duration, not until its last
-        // event: N events at R/s take N/R seconds, and the rates say so.
-        pacer.wait_until(end, &schedule_stop);
+        paced
     }
 
-    /// Waits for the sender and every retry to finish, then tells the
+    /// Waits for the pipeline and every retry to finish, then tells the
     /// failures not logged yet.
     pub async fn wait(&self) {
         self.tasks.close();
@@ -244,102 +183,214 @@ impl Publisher {
             line.log();
         }
     }
-}
 
-/// The sender: sends each burst in order, then settles each event as its
-/// PubAck comes; a failed attempt goes to [`retry`] on `tasks`. Ends when
-/// the pacer is done and every event it sent is answered, or at the stop.
-async fn pipeline(
-    shared: &Arc<Shared>,
-    mut bursts: mpsc::UnboundedReceiver<Vec<Due>>,
-    tasks: &TaskTracker,
-) {
-    // Events awaiting their first PubAck, by sequence; the set holds only
-    // their answers' futures.
-    let mut events: HashMap<u64, (Event, Instant)> = HashMap::new();
-    let mut answers = FuturesUnordered::new();
-    let mut open = true;
-    while open || !answers.is_empty() {
-        tokio::select! {
-            biased;
-            _ = shared.stop.cancelled() => break,
-            burst = bursts.recv(), if open => {
-                let Some(burst) = burst else {
-                    open = false;
-                    continue;
+    /// The pacer and the sender in one: sends what is due, in order, then
+    /// waits for whichever comes first of the next due time, a PubAck, or
+    /// a permit for an event held back. `over` is dropped when the schedule
+    /// is over; the pipeline ends when, after that, every event it sent is
+    /// answered, or at the stop.
+    async fn pipeline(
+        &self,
+        schedule: Schedule,
+        start: Start,
+        schedule_stop: CancellationToken,
+        over: tokio_util::sync::DropGuard,
+    ) {
+        let shared = &self.shared;
+        let mut timer =
+            pace::Timer::new().unwrap_or_else(|e| panic!("cannot make the pacer's timer: {e}"));
+        let at = |offset| crate::clock::after(start.instant, offset);
+        let end = at(schedule.profile().duration());
+        let mut schedule = schedule.peekable();
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let mut over = Some(over);
+        // A due event waiting for a permit (already counted held back).
+        let mut held: Option<(u64, std::time::Duration)> = None;
+        // Events awaiting their first PubAck, and the answers' futures.
+        let mut waiting = Slots::default();
+        let mut answers = FuturesUnordered::new();
+        let mut woke = start.instant;
+        // Sends happen at the pacer's wake-ups only (and when a permit
+        // frees an event held back), not whenever a PubAck comes: that
+        // keeps each wake-up's events together in one write.
+        let mut wake_up = true;
+        // Made once, not at every turn of the loop: each makes a waiter.
+        let stopped = shared.stop.cancelled();
+        let schedule_stopped = schedule_stop.cancelled();
+        tokio::pin!(stopped, schedule_stopped);
+        loop {
+            let pacing = over.is_some() && !schedule_stop.is_cancelled();
+            // Everything due by now, in order.
+            while pacing && wake_up && !shared.stop.is_cancelled() {
+                let now = Instant::now();
+                let (seq, offset) = match held.take() {
+                    Some(event) => event,
+                    None => match schedule.next_if(|&(_, offset)| at(offset) <= now) {
+                        Some(event) => {
+                            shared.ledger.schedule(event.0);
+                            event
+                        }
+                        None => break,
+                    },
                 };
-                for due in burst {
-                    // Stopped mid-burst: the rest stay unsent (not_sent).
-                    if shared.stop.is_cancelled() {
-                        break;
+                let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                    if held.is_none() {
+                        shared.ledger.held_back();
                     }
-                    let event = prepare(shared, due);
-                    // One deadline over the send and its PubAck, from now.
-                    let sent_at = Instant::now();
-                    let deadline = tokio::time::Instant::from_std(crate::clock::after(
+                    held = Some((seq, offset));
+                    break;
+                };
+                let due = at(offset);
+                shared
+                    .stats
+                    .record(Latency::ScheduleLag, now.saturating_duration_since(due));
+                let event = Event {
+                    seq,
+                    due,
+                    intended_wall: start.wall.checked_add(offset).unwrap_or(start.wall),
+                    seed: rng.random(),
+                    _permit: permit,
+                };
+                let sent_at = Instant::now();
+                // One deadline over the send and its PubAck, from now.
+                let deadline = tokio::time::Instant::from_std(crate::clock::after(
+                    sent_at,
+                    shared.publish.timeout,
+                ));
+                let message = message(shared, &event);
+                // From here on it counts as sent.
+                shared.ledger.sent(seq);
+                let sent = tokio::time::timeout_at(
+                    deadline,
+                    shared.js.send_publish(shared.subject.clone(), message),
+                )
+                .await;
+                match sent {
+                    Ok(Ok(ack)) => {
+                        let slot = waiting.insert((event, sent_at));
+                        answers.push(async move {
+                            let answer = match tokio::time::timeout_at(deadline, ack).await {
+                                Ok(answer) => answer.map_err(|e| e.kind()),
+                                Err(_) => Err(PublishErrorKind::TimedOut),
+                            };
+                            (slot, answer)
+                        });
+                    }
+                    Ok(Err(e)) => settle(shared, &self.tasks, event, sent_at, Err(e.kind())),
+                    Err(_) => settle(
+                        shared,
+                        &self.tasks,
+                        event,
                         sent_at,
-                        shared.publish.timeout,
-                    ));
-                    let message = event.message.clone();
-                    let sent = tokio::select! {
-                        biased;
-                        _ = shared.stop.cancelled() => {
-                            // It may have left: it may be stored.
-                            give_up(shared, &event, Failure::Unknown, Cause::Stopped);
-                            break;
-                        }
-                        sent = tokio::time::timeout_at(deadline, shared.js.send_publish(shared.subject.clone(), message)) => sent,
-                    };
-                    match sent {
-                        Ok(Ok(ack)) => {
-                            let seq = event.seq;
-                            events.insert(seq, (event, sent_at));
-                            answers.push(async move {
-                                let answer = match tokio::time::timeout_at(deadline, ack).await {
-                                    Ok(answer) => answer.map_err(|e| e.kind()),
-                                    Err(_) => Err(PublishErrorKind::TimedOut),
-                                };
-                                (seq, answer)
-                            });
-                        }
-                        Ok(Err(e)) => settle(shared, tasks, event, sent_at, Err(e.kind())),
-                        Err(_) => settle(shared, tasks, event, sent_at, Err(PublishErrorKind::TimedOut)),
-                    }
+                        Err(PublishErrorKind::TimedOut),
+                    ),
                 }
             }
-            Some((seq, answer)) = answers.next(), if !answers.is_empty() => {
-                if let Some((event, sent_at)) = events.remove(&seq) {
-                    settle(shared, tasks, event, sent_at, answer);
+            // The load lasts the profile's whole duration, not until its
+            // last event: N events at R/s take N/R seconds, and the rates
+            // say so.
+            wake_up = false;
+            let exhausted = held.is_none() && schedule.peek().is_none();
+            if over.is_some() && (!pacing || (exhausted && Instant::now() >= end)) {
+                over = None;
+            }
+            if over.is_none() && answers.is_empty() {
+                break;
+            }
+            let wake = match (&over, held, schedule.peek()) {
+                (None, _, _) | (_, Some(_), _) => None,
+                (Some(_), None, Some(&(_, offset))) => Some(at(offset).max(woke + pace::BURST)),
+                (Some(_), None, None) => Some(end),
+            };
+            tokio::select! {
+                biased;
+                _ = &mut stopped => break,
+                _ = &mut schedule_stopped, if over.is_some() => {}
+                permit = self.permits.acquire(), if over.is_some() && held.is_some() => {
+                    drop(permit);
+                    wake_up = true;
+                }
+                () = timer.sleep_until(wake.unwrap_or(end)), if wake.is_some() => {
+                    woke = Instant::now();
+                    wake_up = true;
+                }
+                Some((slot, answer)) = answers.next(), if !answers.is_empty() => {
+                    let (event, sent_at) = waiting.remove(slot);
+                    settle(shared, &self.tasks, event, sent_at, answer);
+                    // And every other answer in already, in one turn.
+                    while let Some(Some((slot, answer))) = answers.next().now_or_never() {
+                        let (event, sent_at) = waiting.remove(slot);
+                        settle(shared, &self.tasks, event, sent_at, answer);
+                    }
                 }
             }
         }
-    }
-    // Stopped: what was sent and not answered may or may not be stored.
-    for (event, _) in events.into_values() {
-        give_up(shared, &event, Failure::Unknown, Cause::Stopped);
+        // Stopped: what was sent and not answered may or may not be stored.
+        drop(answers);
+        for (event, _) in waiting.drain() {
+            give_up(shared, &event, Failure::Unknown, Cause::Stopped);
+        }
     }
 }
 
-/// Builds the event's message; from here on it counts as sent.
-fn prepare(shared: &Shared, due: Due) -> Event {
+/// The events awaiting their PubAck, each in a slot its answer names: the
+/// slots are reused, so the set allocates only while it grows.
+struct Slots<T> {
+    slots: Vec<Option<T>>,
+    free: Vec<usize>,
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Slots {
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T> Slots<T> {
+    fn insert(&mut self, value: T) -> usize {
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(value);
+                slot
+            }
+            None => {
+                self.slots.push(Some(value));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Panics on a slot not taken: each answer names its own slot once.
+    fn remove(&mut self, slot: usize) -> T {
+        let value = self.slots[slot].take().expect("a slot answered twice");
+        self.free.push(slot);
+        value
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+        self.free.clear();
+        self.slots.drain(..).flatten()
+    }
+}
+
+/// The event's message, the same for every attempt.
+fn message(shared: &Shared, event: &Event) -> PublishMessage {
     let ledger = &shared.ledger;
-    let event_id = ledger.event_id(due.seq);
-    let mut rng = StdRng::seed_from_u64(due.seed);
+    let event_id = ledger.event_id(event.seq);
+    let mut rng = StdRng::seed_from_u64(event.seed);
     let payload = shared
         .payloads
-        .build(&event_id, due.seq, due.intended_wall, &mut rng);
-    let message = PublishMessage::build()
+        .build(&event_id, event.seq, event.intended_wall, &mut rng);
+    PublishMessage::build()
         .payload(payload)
-        .headers(event::headers(&event_id, due.intended_wall, &ledger.signer));
-    ledger.sent(due.seq);
-    Event {
-        seq: due.seq,
-        due: due.due,
-        event_id,
-        message,
-        rng,
-        _permit: due.permit,
-    }
+        .headers(event::headers(
+            &event_id,
+            event.intended_wall,
+            &ledger.signer,
+        ))
 }
 
 /// Accounts for the first attempt's answer: a PubAck settles the event; a
@@ -373,17 +424,19 @@ fn settle(
 
 /// The side path: attempts from `first` on, each after its backoff, until
 /// a PubAck, a definite failure, or retries run out.
-async fn retry(shared: &Arc<Shared>, mut event: Event, first: u32, mut last: PublishErrorKind) {
+async fn retry(shared: &Arc<Shared>, event: Event, first: u32, mut last: PublishErrorKind) {
+    // The jitter's own stream, apart from the payload's.
+    let mut rng = StdRng::seed_from_u64(event.seed.rotate_left(32) ^ 0x6a09_e667_f3bc_c908);
     for attempt in first..=shared.publish.max_retries {
         shared.ledger.retried();
-        let delay = backoff::delay(&shared.publish.backoff, attempt, &mut event.rng);
+        let delay = backoff::delay(&shared.publish.backoff, attempt, &mut rng);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shared.stop.cancelled() => break,
         }
         let sent_at = Instant::now();
         let answer = tokio::select! {
-            answer = send(shared, event.message.clone()) => answer,
+            answer = send(shared, message(shared, &event)) => answer,
             // Sent, and no answer: it may be stored.
             _ = shared.stop.cancelled() => {
                 return give_up(shared, &event, Failure::Unknown, Cause::Stopped);
@@ -414,7 +467,7 @@ fn acked(shared: &Shared, event: Event, attempt: u32, sent_at: Instant, ack: Pub
         // Nothing of this run was sent under this id before its first
         // attempt: somebody else stored that id first.
         ledger.collided(event.seq);
-        return note(shared, Outcome::Failed, Cause::Collision, &event.event_id);
+        return note(shared, Outcome::Failed, Cause::Collision, event.seq);
     }
     shared
         .stats
@@ -429,7 +482,7 @@ fn attempt_failed(shared: &Shared, event: &Event, attempt: u32, kind: PublishErr
     } else {
         &live.attempts_failed
     });
-    tracing::debug!(event_id = %event.event_id, attempt, error = %kind, "publish attempt failed");
+    tracing::debug!(event_id = %shared.ledger.event_id(event.seq), attempt, error = %kind, "publish attempt failed");
 }
 
 /// Ends an event without a PubAck: failed if the last attempt was refused,
@@ -445,13 +498,14 @@ fn give_up(shared: &Shared, event: &Event, failure: Failure, cause: Cause) {
             Outcome::Indeterminate
         }
     };
-    note(shared, outcome, cause, &event.event_id);
+    note(shared, outcome, cause, event.seq);
 }
 
-fn note(shared: &Shared, outcome: Outcome, cause: Cause, event_id: &str) {
+fn note(shared: &Shared, outcome: Outcome, cause: Cause, seq: u64) {
+    let event_id = shared.ledger.event_id(seq);
     if let Some(line) = shared
         .failures
-        .note(outcome, cause, event_id, Instant::now())
+        .note(outcome, cause, &event_id, Instant::now())
     {
         line.log();
     }

@@ -81,12 +81,18 @@ impl Workers {
     }
 
     /// Starts the workers on `tracker`; they run until `stop` fires.
-    pub fn spawn(self: &Arc<Self>, tracker: &TaskTracker, seed: u64, panics: &Panics) {
+    pub fn spawn(
+        self: &Arc<Self>,
+        tracker: &TaskTracker,
+        seed: u64,
+        panics: &Panics,
+        lane: &tokio::runtime::Handle,
+    ) {
         for index in 0..self.config.workers {
             let workers = self.clone();
             let rng = StdRng::seed_from_u64(seed.wrapping_add(index as u64 + 1));
             let task = async move { workers.work(index, rng).await };
-            tracker.spawn(panics.clone().guard_owned("consumer worker", task));
+            tracker.spawn_on(panics.clone().guard_owned("consumer worker", task), lane);
         }
     }
 

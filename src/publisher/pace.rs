@@ -1,72 +1,123 @@
-//! The pacer's wait: the publisher's thread sleeps until the next event is
-//! due, and never spins.
+//! The pacer's clock: a `timerfd` on the publisher's lane, so that the
+//! lane's runtime wakes exactly when the next event is due.
 //!
-//! A sleeping thread wakes late: by its timer slack (50 µs by default for
-//! an ordinary thread), which the pacer sets to the kernel's smallest, plus
-//! the scheduler's delay. Each event's lag is measured from its own due
-//! time, so lateness shows; it does not accumulate, since every due time
-//! is fixed from the start.
+//! tokio's own timer ticks in whole milliseconds; a timerfd is armed to
+//! the nanosecond and wakes the runtime through its poller like any other
+//! descriptor, so the pacer and the sender are one task on one thread and
+//! never spin. A wake-up is late by the scheduler's delay only; each
+//! event's lag is measured from its own due time, so lateness shows, and
+//! it does not accumulate, since every due time is fixed from the start.
 //!
 //! At high rates the gaps between events are shorter than a wake-up's own
-//! cost, so the pacer sleeps at least [`BURST`] and sends whatever fell due
-//! meanwhile at once, as a burst: a few thousand wake-ups a second at
-//! most, whatever the rate, and CPU that follows the events, not the clock.
+//! cost, so the pacer wakes at most every [`BURST`] and sends whatever fell
+//! due meanwhile at once: a few thousand wake-ups a second at most,
+//! whatever the rate, and CPU that follows the events, not the clock.
 
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
-/// The longest single sleep, so that `stop` is noticed promptly.
-const SLICE: Duration = Duration::from_millis(50);
-/// The shortest sleep: wake-ups at most this often, each sending what fell
-/// due as one burst. Well under the 1 ms that schedule_lag may reach.
-const BURST: Duration = Duration::from_micros(200);
+/// The shortest time between two wake-ups. Well under the 1 ms that
+/// schedule_lag may reach.
+pub const BURST: Duration = Duration::from_micros(200);
 
-/// Sleeps until due times.
+/// Asks the kernel for no timer slack on the calling thread (the default
+/// of 50 µs would add to every wake-up).
+pub fn fine_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK changes only this thread's timer slack;
+    // 1 ns is the smallest the kernel takes (0 means "the default").
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+    }
+}
+
+/// A one-shot timer on the current runtime's poller.
 #[derive(Debug)]
-pub struct Pacer {
-    _private: (),
+pub struct Timer {
+    fd: AsyncFd<OwnedFd>,
+    /// What it is armed for: a wait for the same time again (the pacer's
+    /// loop turns for other reasons too) does not arm it again.
+    armed: Option<Instant>,
 }
 
-impl Pacer {
-    /// For the calling thread: asks the kernel for no timer slack.
-    pub fn new() -> Pacer {
-        // SAFETY: PR_SET_TIMERSLACK changes only this thread's timer slack;
-        // 1 ns is the smallest the kernel takes (0 means "the default").
-        unsafe {
-            libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+impl Timer {
+    /// Must be called on a runtime with its I/O driver enabled.
+    pub fn new() -> io::Result<Timer> {
+        // SAFETY: timerfd_create takes no pointers; the result is checked.
+        let raw = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
         }
-        Pacer { _private: () }
+        // SAFETY: `raw` is a descriptor just made, owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays
+        // open, and the same, for as long as it is registered.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }?;
+        Ok(Timer { fd, armed: None })
     }
 
-    /// Waits until `due`; false if `stop` fired first.
-    pub fn wait_until(&mut self, due: Instant, stop: &CancellationToken) -> bool {
-        let mut first = true;
+    /// Returns at `at` or later, never before; at once if it has passed.
+    /// Cancel-safe: a later call re-arms the timer.
+    pub async fn sleep_until(&mut self, at: Instant) {
+        let left = at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        if self.armed != Some(at) {
+            if !self.arm(left) {
+                // Cannot happen with a valid timerfd; tokio's timer still works.
+                return tokio::time::sleep_until(at.into()).await;
+            }
+            self.armed = Some(at);
+        }
         loop {
-            if stop.is_cancelled() {
-                return false;
-            }
-            let now = Instant::now();
-            if now >= due {
-                return true;
-            }
-            let left = due - now;
-            // A gap this short means a high rate: sleep a burst's length.
-            // Otherwise sleep exactly what is left (in slices).
-            let nap = if first && left < BURST {
-                BURST
-            } else {
-                left.min(SLICE)
+            let Ok(mut ready) = self.fd.readable().await else {
+                return tokio::time::sleep_until(at.into()).await;
             };
-            first = false;
-            std::thread::sleep(nap);
+            let mut expirations = 0u64;
+            // SAFETY: reads at most 8 bytes into a u64 we own.
+            let read = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    (&mut expirations as *mut u64).cast(),
+                    8,
+                )
+            };
+            if read == 8 {
+                self.armed = None;
+                return;
+            }
+            // Not expired yet (a readiness left from before this arming).
+            ready.clear_ready();
         }
     }
-}
 
-impl Default for Pacer {
-    fn default() -> Self {
-        Pacer::new()
+    /// Arms the timer to expire once, `left` from now.
+    fn arm(&self, left: Duration) -> bool {
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: left.as_secs() as libc::time_t,
+                tv_nsec: left.subsec_nanos() as libc::c_long,
+            },
+        };
+        // SAFETY: the descriptor is a timerfd we own; `spec` lives across
+        // the call; the old value is not asked for. Arming also resets the
+        // count of expirations, so an old one is never read as this one.
+        let armed =
+            unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+        armed == 0
     }
 }
 
@@ -74,27 +125,29 @@ impl Default for Pacer {
 mod tests {
     use super::*;
 
-    #[test]
-    fn it_is_never_early_and_stops_when_told() {
-        let mut pacer = Pacer::new();
-        let stop = CancellationToken::new();
+    #[tokio::test(flavor = "current_thread")]
+    async fn it_is_never_early_and_a_cancelled_wait_leaves_nothing_behind() {
+        let mut timer = Timer::new().expect("timerfd");
         for gap in [20_000, 500, 50] {
             let due = Instant::now() + Duration::from_micros(gap);
-            assert!(pacer.wait_until(due, &stop));
+            timer.sleep_until(due).await;
             assert!(Instant::now() >= due, "never early");
         }
-        stop.cancel();
-        assert!(!pacer.wait_until(Instant::now() + Duration::from_secs(60), &stop));
+        // A wait given up before its time, then a longer one: the first
+        // arming must not end the second early.
+        let short = Instant::now() + Duration::from_millis(1);
+        let _ = tokio::time::timeout(Duration::from_micros(10), timer.sleep_until(short)).await;
+        std::thread::sleep(Duration::from_millis(3));
+        let due = Instant::now() + Duration::from_millis(20);
+        timer.sleep_until(due).await;
+        assert!(Instant::now() >= due, "a stale expiration woke it early");
     }
 
-    #[test]
-    fn a_due_time_in_the_past_returns_at_once() {
-        let mut pacer = Pacer::new();
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_due_time_in_the_past_returns_at_once() {
+        let mut timer = Timer::new().expect("timerfd");
         let started = Instant::now();
-        assert!(pacer.wait_until(
-            started - Duration::from_millis(1),
-            &CancellationToken::new()
-        ));
+        timer.sleep_until(started - Duration::from_millis(1)).await;
         assert!(started.elapsed() < Duration::from_millis(50));
     }
 }

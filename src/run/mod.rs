@@ -19,7 +19,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::Client;
-use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -83,6 +82,12 @@ struct Experiment {
     stats: Arc<Stats>,
     profile: Profile,
     publisher_client: Client,
+    /// The publisher's thread; its connection stops with it, so it goes
+    /// last.
+    lane: crate::lane::Lane,
+    /// The consumer under test's thread, with its connection and workers;
+    /// held for as long as they are.
+    _consumer_lane: crate::lane::Lane,
     consumer_client: Client,
     provisioned: Provisioned,
     consumer: PullConsumer,
@@ -244,12 +249,9 @@ impl Experiment {
             self.config.scenario.load.arrivals,
             self.config.seed,
         );
-        let publisher = self.publisher.clone();
-        let (start, stop) = (self.start, schedule_stop.clone());
-        let mut schedule_done = false;
-        let mut schedule_task = tokio::task::spawn_blocking(move || {
-            publisher.run_schedule(schedule, start, stop, Handle::current())
-        });
+        let paced = self
+            .publisher
+            .start(schedule, self.start, schedule_stop.clone(), &self.lane);
         let aborts = verdict::parse_all(&self.config.scenario.criteria.abort_on);
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         // A tick held up (a server cut off by a fault answers a look only
@@ -264,11 +266,7 @@ impl Experiment {
                 // due again, and a random pick among ready branches would
                 // let ticks hold off a Ctrl+C for seconds.
                 biased;
-                joined = &mut schedule_task => {
-                    self.panics.joined("schedule", joined);
-                    schedule_done = true;
-                    break;
-                }
+                _ = paced.cancelled() => break,
                 _ = self.signals.interrupt.cancelled() => {
                     tracing::warn!("interrupted: stopping the schedule, draining briefly, then writing the report");
                     ending.interrupted = true;
@@ -296,9 +294,7 @@ impl Experiment {
             }
         }
         schedule_stop.cancel();
-        if !schedule_done {
-            self.panics.joined("schedule", schedule_task.await);
-        }
+        paced.cancelled().await;
         ending
     }
 }

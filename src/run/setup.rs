@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use super::{verdict, Experiment, RunConfig, Signals, Telemetry};
 use crate::consumer::{advisory, Workers};
 use crate::error::HarnessError;
+use crate::lane::Lane;
 use crate::ledger::Ledger;
 use crate::provision::{self, Provisioned};
 use crate::publisher::{Publisher, Start};
@@ -117,28 +118,39 @@ impl Experiment {
             Arc::new(ConnectionState::default()),
         ];
         let (url, pinned) = endpoints.under_test();
-        let publisher_client = target::connect(
-            &s.target,
-            url,
-            "harness-publisher",
-            pinned,
-            connections[0].clone(),
-        )
-        .await?;
+        // The publisher's connection lives on its lane, beside its pacer.
+        let lane = Lane::start("harness-publisher").map_err(|source| HarnessError::System {
+            what: "the publisher's thread",
+            source,
+        })?;
+        let consumer_lane =
+            Lane::start("harness-consumer").map_err(|source| HarnessError::System {
+                what: "the consumer's thread",
+                source,
+            })?;
+        let publisher_client = {
+            let (target_config, url, state) =
+                (s.target.clone(), url.to_owned(), connections[0].clone());
+            lane.run(async move {
+                target::connect(&target_config, &url, "harness-publisher", pinned, state).await
+            })
+            .await?
+        };
         target.server_version = publisher_client.server_info().version.clone();
         check_max_payload(
             s,
             &config.run_id,
             publisher_client.server_info().max_payload,
         )?;
-        let consumer_client = target::connect(
-            &s.target,
-            url,
-            "harness-consumer",
-            pinned,
-            connections[1].clone(),
-        )
-        .await?;
+        let consumer_client = {
+            let (target_config, url, state) =
+                (s.target.clone(), url.to_owned(), connections[1].clone());
+            consumer_lane
+                .run(async move {
+                    target::connect(&target_config, &url, "harness-consumer", pinned, state).await
+                })
+                .await?
+        };
         let js_publish = ContextBuilder::new()
             .timeout(s.publish.timeout)
             .max_ack_inflight(s.load.max_in_flight + 64)
@@ -207,7 +219,7 @@ impl Experiment {
         tracker.spawn(async move {
             watcher_panics.joined("advisory watcher", watcher.await);
         });
-        workers.spawn(&tracker, config.seed, &panics);
+        workers.spawn(&tracker, config.seed, &panics, consumer_lane.handle());
         let publish_stop = CancellationToken::new();
         let publisher = Arc::new(Publisher::new(
             js_publish,
@@ -230,6 +242,8 @@ impl Experiment {
             ledger,
             stats,
             publisher_client,
+            lane,
+            _consumer_lane: consumer_lane,
             consumer_client,
             provisioned,
             consumer,
