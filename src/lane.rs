@@ -26,21 +26,34 @@ pub struct Lane {
 impl Lane {
     /// `name` names the thread.
     pub fn start(name: &str) -> std::io::Result<Lane> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
+        let (started, handle) = std::sync::mpsc::channel();
+        // The runtime is made and dropped on its own thread: dropping one
+        // inside another runtime's task would panic.
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
                 crate::publisher::fine_timer_slack();
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = started.send(Ok(runtime.handle().clone()));
                 runtime.block_on(async {
                     let _ = stopped.await;
                 });
                 // Whatever is left (a stuck connection) is not waited for.
                 runtime.shutdown_timeout(Duration::from_secs(1));
             })?;
+        let handle = handle.recv().map_err(|_| {
+            std::io::Error::other("the lane's thread ended before its runtime started")
+        })??;
         Ok(Lane {
             handle,
             _stop: stop,

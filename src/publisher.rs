@@ -219,22 +219,26 @@ impl Publisher {
         let schedule_stopped = schedule_stop.cancelled();
         tokio::pin!(stopped, schedule_stopped);
         loop {
-            let pacing = over.is_some() && !schedule_stop.is_cancelled();
-            // Everything due by now, in order.
-            while pacing && wake_up && !shared.stop.is_cancelled() {
+            // Everything due by now, in order; nothing more once the
+            // schedule is stopped (a send can take a while).
+            while over.is_some()
+                && wake_up
+                && !schedule_stop.is_cancelled()
+                && !shared.stop.is_cancelled()
+            {
                 let now = Instant::now();
-                let (seq, offset) = match held.take() {
-                    Some(event) => event,
+                let (seq, offset, was_held) = match held.take() {
+                    Some((seq, offset)) => (seq, offset, true),
                     None => match schedule.next_if(|&(_, offset)| at(offset) <= now) {
-                        Some(event) => {
-                            shared.ledger.schedule(event.0);
-                            event
+                        Some((seq, offset)) => {
+                            shared.ledger.schedule(seq);
+                            (seq, offset, false)
                         }
                         None => break,
                     },
                 };
                 let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-                    if held.is_none() {
+                    if !was_held {
                         shared.ledger.held_back();
                     }
                     held = Some((seq, offset));
@@ -260,11 +264,26 @@ impl Publisher {
                 let message = message(shared, &event);
                 // From here on it counts as sent.
                 shared.ledger.sent(seq);
-                let sent = tokio::time::timeout_at(
+                let send = tokio::time::timeout_at(
                     deadline,
                     shared.js.send_publish(shared.subject.clone(), message),
-                )
-                .await;
+                );
+                tokio::pin!(send);
+                let sent = loop {
+                    tokio::select! {
+                        biased;
+                        _ = &mut stopped => break None,
+                        // The schedule is over even while this send waits
+                        // (a connection cut off): the run need not wait.
+                        _ = &mut schedule_stopped, if over.is_some() => over = None,
+                        sent = &mut send => break Some(sent),
+                    }
+                };
+                let Some(sent) = sent else {
+                    // It may have left: it may be stored.
+                    give_up(shared, &event, Failure::Unknown, Cause::Stopped);
+                    break;
+                };
                 match sent {
                     Ok(Ok(ack)) => {
                         let slot = waiting.insert((event, sent_at));
@@ -291,7 +310,9 @@ impl Publisher {
             // say so.
             wake_up = false;
             let exhausted = held.is_none() && schedule.peek().is_none();
-            if over.is_some() && (!pacing || (exhausted && Instant::now() >= end)) {
+            if over.is_some()
+                && (schedule_stop.is_cancelled() || (exhausted && Instant::now() >= end))
+            {
                 over = None;
             }
             if over.is_none() && answers.is_empty() {

@@ -82,12 +82,6 @@ struct Experiment {
     stats: Arc<Stats>,
     profile: Profile,
     publisher_client: Client,
-    /// The publisher's thread; its connection stops with it, so it goes
-    /// last.
-    lane: crate::lane::Lane,
-    /// The consumer under test's thread, with its connection and workers;
-    /// held for as long as they are.
-    _consumer_lane: crate::lane::Lane,
     consumer_client: Client,
     provisioned: Provisioned,
     consumer: PullConsumer,
@@ -121,6 +115,11 @@ struct Experiment {
     warmup: Duration,
     started_at: SystemTime,
     start: Start,
+    /// The publisher's thread, with its connection, pacer and sender. Its
+    /// tasks end when it drops: it is declared last, so it drops last.
+    lane: crate::lane::Lane,
+    /// The consumer under test's thread, with its connection and workers.
+    _consumer_lane: crate::lane::Lane,
 }
 
 /// Runs a scenario and returns its report, after writing nothing: the
@@ -294,7 +293,12 @@ impl Experiment {
             }
         }
         schedule_stop.cancel();
-        paced.cancelled().await;
+        // The pacer notices at once, even mid-send; a second Ctrl+C does
+        // not wait for it anyway.
+        tokio::select! {
+            _ = paced.cancelled() => {}
+            _ = self.signals.hard_stop.cancelled() => {}
+        }
         ending
     }
 }
