@@ -1,6 +1,7 @@
-//! Is the harness ever the bottleneck? Against one nats-server on
-//! 127.0.0.1, in one run, for 128 B and 1 KiB payloads on memory and file
-//! storage:
+//! Is the harness ever the bottleneck? Against nats-server on 127.0.0.1
+//! (the same binary and configuration, started afresh for each step and
+//! each bare pipeline), in one run, for 128 B and 1 KiB payloads on memory
+//! and file storage:
 //!
 //! 1. the harness's highest holding rate, run as a user runs it (the
 //!    release binary, `harness run --nats-url`, its own process), where a
@@ -109,14 +110,36 @@ impl Run {
 
 struct Bench {
     binary: PathBuf,
-    url: String,
+    runtime: tokio::runtime::Runtime,
     dir: tempfile::TempDir,
     steps: usize,
 }
 
 impl Bench {
     /// Runs the harness on a fresh stream: `events` at `rate`.
+    /// A fresh nats-server for each step and each bare pipeline: one
+    /// server kept across many steps slows down as they go (seen: 21 µs of
+    /// server CPU per event on a fresh server, 27 µs after twenty steps,
+    /// at the same rate), which would favour whatever runs first.
+    fn server(&self) -> EmbeddedCluster {
+        self.runtime
+            .block_on(EmbeddedCluster::start(1))
+            .expect("nats-server (run scripts/install-tools.sh)")
+    }
+
+    /// The strongest bare pipeline's rate at `window`, on a server of its own.
+    fn bare(&self, shape: Shape, window: usize, events: u64, n: usize) -> f64 {
+        let server = self.server();
+        let rate = self
+            .runtime
+            .block_on(bare(&server.url(), shape, window, events, n));
+        self.runtime.block_on(server.shutdown());
+        rate
+    }
+
     fn run(&mut self, shape: Shape, rate: f64, secs: f64, workqueue: bool) -> Run {
+        let server = self.server();
+        let url = server.url();
         self.steps += 1;
         let n = self.steps;
         let scenario = format!(
@@ -164,7 +187,7 @@ timeout = "60s"
                 "--metrics-addr",
                 "off",
                 "--nats-url",
-                &self.url,
+                &url,
             ])
             .arg("--report-json")
             .arg(&json)
@@ -174,6 +197,7 @@ timeout = "60s"
             .spawn()
             .expect("harness");
         let (exit, usage) = wait(child.id());
+        self.runtime.block_on(server.shutdown());
         let report =
             Report::read_json(&json).unwrap_or_else(|e| panic!("step {n}: exit {exit}: {e}"));
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
@@ -347,21 +371,6 @@ async fn bare(url: &str, shape: Shape, window: usize, events: u64, n: usize) -> 
     events as f64 / last.duration_since(started).as_secs_f64()
 }
 
-/// Deletes the streams the harness runs made, so that the server's memory
-/// holds only the step under way.
-async fn clean(url: &str) {
-    let client = async_nats::connect(url).await.expect("connect");
-    let js = jetstream::new(client);
-    let mut names = js.stream_names();
-    let mut all = Vec::new();
-    while let Some(Ok(name)) = names.next().await {
-        all.push(name);
-    }
-    for name in all {
-        let _ = js.delete_stream(&name).await;
-    }
-}
-
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -378,18 +387,14 @@ fn main() {
     );
     let idle_secs = knob("CEILING_IDLE_SECS", if quick() { 10.0 } else { 60.0 });
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_harness"));
-    let cluster = runtime
-        .block_on(EmbeddedCluster::start(1))
-        .expect("nats-server (run scripts/install-tools.sh)");
-    let url = cluster.url();
     let mut bench = Bench {
         binary,
-        url: url.clone(),
+        runtime,
         dir: tempfile::tempdir().expect("temp dir"),
         steps: 0,
     };
     println!(
-        "harness {} against nats-server at {url}",
+        "harness {} against a fresh nats-server on 127.0.0.1 for each step",
         bench.binary.display()
     );
 
@@ -400,14 +405,13 @@ fn main() {
         let mut best_bare: f64 = 0.0;
         let mut windows = Vec::new();
         for window in [256, 1024, 4096] {
-            let rate = runtime.block_on(bare(&url, shape, window, bare_events, i * 10 + window));
+            let rate = bench.bare(shape, window, bare_events, i * 10 + window);
             println!("  bare pipeline, window {window:>4}: {rate:>9.0} events/s");
             windows.push(json!({"window": window, "events_per_sec": rate}));
             best_bare = best_bare.max(rate);
         }
         println!("  harness:");
         let (held, run) = ceiling(&mut bench, shape, step_secs);
-        runtime.block_on(clean(&url));
         let ratio = held / best_bare;
         println!("  => harness holds {held:.0}/s; bare best {best_bare:.0}/s; ratio {ratio:.2}");
         results.push(json!({
@@ -437,7 +441,6 @@ fn main() {
     print_step(2000.0, &moderate);
     let half = bench.run(shape, (held / 2.0).round().max(1.0), step_secs, false);
     print_step((held / 2.0).round(), &half);
-    runtime.block_on(clean(&url));
     let idle_core = 100.0 * idle.cpu_secs / idle.report.duration_secs;
     let per_event_ceiling = at_ceiling.as_ref().map_or(f64::NAN, Run::cpu_per_event_us);
     let cpu_ratio = moderate.cpu_per_event_us() / per_event_ceiling;
@@ -459,10 +462,8 @@ fn main() {
     let small_events = 100_000.0f64.min(memory_events);
     let small = bench.run(shape, memory_rate, small_events / memory_rate, true);
     print_step(memory_rate, &small);
-    runtime.block_on(clean(&url));
     let large = bench.run(shape, memory_rate, memory_events / memory_rate, true);
     print_step(memory_rate, &large);
-    runtime.block_on(clean(&url));
     let (small_n, large_n) = (small.report.counts.scheduled, large.report.counts.scheduled);
     let per_event = (large.max_rss_kib as f64 - small.max_rss_kib as f64) * 1024.0
         / (large_n - small_n).max(1) as f64;
@@ -494,5 +495,4 @@ fn main() {
         serde_json::to_string_pretty(&summary).unwrap_or_default(),
     );
     println!("\nwritten to {}", out.display());
-    runtime.block_on(cluster.shutdown());
 }

@@ -201,6 +201,7 @@ impl Publisher {
             pace::Timer::new().unwrap_or_else(|e| panic!("cannot make the pacer's timer: {e}"));
         let at = |offset| crate::clock::after(start.instant, offset);
         let end = at(schedule.profile().duration());
+        let profile = schedule.profile().clone();
         let mut schedule = schedule.peekable();
         let mut rng = StdRng::seed_from_u64(self.seed);
         let mut over = Some(over);
@@ -320,7 +321,9 @@ impl Publisher {
             }
             let wake = match (&over, held, schedule.peek()) {
                 (None, _, _) | (_, Some(_), _) => None,
-                (Some(_), None, Some(&(_, offset))) => Some(at(offset).max(woke + pace::BURST)),
+                (Some(_), None, Some(&(_, offset))) => {
+                    Some(at(offset).max(woke + pace::burst(profile.rate_at(offset))))
+                }
                 (Some(_), None, None) => Some(end),
             };
             tokio::select! {

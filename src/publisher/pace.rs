@@ -23,6 +23,23 @@ use tokio::io::Interest;
 /// The shortest time between two wake-ups. Well under the 1 ms that
 /// schedule_lag may reach.
 pub const BURST: Duration = Duration::from_micros(200);
+/// Above this rate the time between wake-ups grows with the rate...
+const BURSTS_GROW_FROM: f64 = 20_000.0;
+/// ...up to this. Near the ceiling the server's cost per event is what
+/// limits the pipeline, and it falls with the events it reads at once.
+pub const LONGEST_BURST: Duration = Duration::from_micros(600);
+
+/// The shortest time between two wake-ups at `rate` events a second:
+/// [`BURST`] up to [`BURSTS_GROW_FROM`], longer in proportion above it, up
+/// to [`LONGEST_BURST`]. Each event's lag is still measured from its own
+/// due time.
+pub fn burst(rate: f64) -> Duration {
+    let most = LONGEST_BURST.as_secs_f64() / BURST.as_secs_f64();
+    // `max` and `min` (unlike `clamp`) also turn NaN and infinity into a
+    // factor that `mul_f64` takes.
+    let scale = (rate / BURSTS_GROW_FROM).max(1.0).min(most);
+    BURST.mul_f64(scale)
+}
 
 /// Asks the kernel for no timer slack on the calling thread (the default
 /// of 50 µs would add to every wake-up).
@@ -141,6 +158,16 @@ mod tests {
         let due = Instant::now() + Duration::from_millis(20);
         timer.sleep_until(due).await;
         assert!(Instant::now() >= due, "a stale expiration woke it early");
+    }
+
+    #[test]
+    fn bursts_grow_with_the_rate_only_above_twenty_thousand_a_second() {
+        assert_eq!(burst(10.0), BURST);
+        assert_eq!(burst(20_000.0), BURST);
+        assert_eq!(burst(40_000.0), Duration::from_micros(400));
+        assert_eq!(burst(1e9), LONGEST_BURST);
+        assert_eq!(burst(f64::NAN), BURST);
+        assert_eq!(burst(f64::INFINITY), LONGEST_BURST);
     }
 
     #[tokio::test(flavor = "current_thread")]
