@@ -22,8 +22,6 @@
 mod failures;
 mod pace;
 
-pub use pace::fine_timer_slack;
-
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -285,8 +283,12 @@ impl Publisher {
                     give_up(shared, &event, Failure::Unknown, Cause::Stopped);
                     break;
                 };
+                let sent = match sent {
+                    Ok(sent) => sent.map_err(|e| e.kind()),
+                    Err(_) => Err(PublishErrorKind::TimedOut),
+                };
                 match sent {
-                    Ok(Ok(ack)) => {
+                    Ok(ack) => {
                         let slot = waiting.insert((event, sent_at));
                         answers.push(async move {
                             let answer = match tokio::time::timeout_at(deadline, ack).await {
@@ -296,14 +298,7 @@ impl Publisher {
                             (slot, answer)
                         });
                     }
-                    Ok(Err(e)) => settle(shared, &self.tasks, event, sent_at, Err(e.kind())),
-                    Err(_) => settle(
-                        shared,
-                        &self.tasks,
-                        event,
-                        sent_at,
-                        Err(PublishErrorKind::TimedOut),
-                    ),
+                    Err(kind) => settle(shared, &self.tasks, event, sent_at, Err(kind)),
                 }
             }
             // The load lasts the profile's whole duration, not until its
@@ -319,6 +314,9 @@ impl Publisher {
             if over.is_none() && answers.is_empty() {
                 break;
             }
+            // The pacer's next wake-up: the next due time, no sooner than a
+            // burst after the last; none while an event waits for a permit
+            // or once the schedule is over.
             let wake = match (&over, held, schedule.peek()) {
                 (None, _, _) | (_, Some(_), _) => None,
                 (Some(_), None, Some(&(_, offset))) => {
@@ -338,11 +336,10 @@ impl Publisher {
                     woke = Instant::now();
                     wake_up = true;
                 }
-                Some((slot, answer)) = answers.next(), if !answers.is_empty() => {
-                    let (event, sent_at) = waiting.remove(slot);
-                    settle(shared, &self.tasks, event, sent_at, answer);
+                Some(first) = answers.next(), if !answers.is_empty() => {
                     // And every other answer in already, in one turn.
-                    while let Some(Some((slot, answer))) = answers.next().now_or_never() {
+                    let rest = std::iter::from_fn(|| answers.next().now_or_never().flatten());
+                    for (slot, answer) in std::iter::once(first).chain(rest) {
                         let (event, sent_at) = waiting.remove(slot);
                         settle(shared, &self.tasks, event, sent_at, answer);
                     }

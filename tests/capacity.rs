@@ -19,6 +19,17 @@ fn scenario() -> String {
 
 /// Short trials, so the whole search fits in a CI minute.
 const SHORT: [&str; 6] = ["--trial", "3s", "--warmup", "1s", "--drain", "3s"];
+/// Two trials of a second each: enough to see how a search ends.
+const TWO_QUICK_TRIALS: [&str; 8] = [
+    "--max-trials",
+    "2",
+    "--trial",
+    "1s",
+    "--warmup",
+    "500ms",
+    "--drain",
+    "2s",
+];
 
 /// `harness capacity FILE --quiet ARGS... --report-json JSON`, run to its end.
 fn search(file: &str, args: &[&str], json: &Path) -> std::process::Output {
@@ -131,20 +142,7 @@ fn nothing_sustainable_exits_1_with_every_trial_explained() {
         .unwrap()
         .replace("\"end_to_end.p99 < 1s\",", "\"end_to_end.p99 < 1us\",");
     let file = write(dir.path(), "impossible.toml", &text_of);
-    let output = search(
-        file.to_str().unwrap(),
-        &[
-            "--max-trials",
-            "2",
-            "--trial",
-            "1s",
-            "--warmup",
-            "500ms",
-            "--drain",
-            "2s",
-        ],
-        &json,
-    );
+    let output = search(file.to_str().unwrap(), &TWO_QUICK_TRIALS, &json);
     let said = text(&output);
     assert_eq!(output.status.code(), Some(1), "{said}");
     let result = read_json(&json);
@@ -323,20 +321,7 @@ fn variants_are_searched_in_turn_then_compared_at_one_rate() {
         std::fs::read_to_string(scenario()).unwrap()
     );
     let file = write(dir.path(), "variants.toml", &text_of);
-    let output = search(
-        file.to_str().unwrap(),
-        &[
-            "--max-trials",
-            "2",
-            "--trial",
-            "1s",
-            "--warmup",
-            "500ms",
-            "--drain",
-            "2s",
-        ],
-        &json,
-    );
+    let output = search(file.to_str().unwrap(), &TWO_QUICK_TRIALS, &json);
     let said = text(&output);
     assert_eq!(output.status.code(), Some(0), "{said}");
     let result = read_json(&json);

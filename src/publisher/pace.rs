@@ -9,9 +9,10 @@
 //! it does not accumulate, since every due time is fixed from the start.
 //!
 //! At high rates the gaps between events are shorter than a wake-up's own
-//! cost, so the pacer wakes at most every [`BURST`] and sends whatever fell
-//! due meanwhile at once: a few thousand wake-ups a second at most,
-//! whatever the rate, and CPU that follows the events, not the clock.
+//! cost, so the pacer wakes at most every [`burst`] (200 µs, longer near
+//! the ceiling) and sends whatever fell due meanwhile at once: a few
+//! thousand wake-ups a second at most, whatever the rate, and CPU that
+//! follows the events, not the clock.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -20,8 +21,8 @@ use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-/// The shortest time between two wake-ups. Well under the 1 ms that
-/// schedule_lag may reach.
+/// The shortest time between two wake-ups up to [`BURSTS_GROW_FROM`].
+/// Well under the 1 ms that schedule_lag may reach.
 pub const BURST: Duration = Duration::from_micros(200);
 /// Above this rate the time between wake-ups grows with the rate...
 const BURSTS_GROW_FROM: f64 = 20_000.0;
@@ -39,16 +40,6 @@ pub fn burst(rate: f64) -> Duration {
     // factor that `mul_f64` takes.
     let scale = (rate / BURSTS_GROW_FROM).max(1.0).min(most);
     BURST.mul_f64(scale)
-}
-
-/// Asks the kernel for no timer slack on the calling thread (the default
-/// of 50 µs would add to every wake-up).
-pub fn fine_timer_slack() {
-    // SAFETY: PR_SET_TIMERSLACK changes only this thread's timer slack;
-    // 1 ns is the smallest the kernel takes (0 means "the default").
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
-    }
 }
 
 /// A one-shot timer on the current runtime's poller.
