@@ -4,106 +4,17 @@
 //! `publish.p99 < 500ms` or `dead_lettered <= 1%`. It is parsed once, when the
 //! scenario is validated, into a figure name, an operator and a threshold in
 //! the figure's own unit, so a typo fails before any event is sent. The run
-//! then evaluates it against whatever provides the figures (the final report,
-//! or the live counters for `abort_on`), which keeps this module pure.
+//! then evaluates it against a snapshot of the figures ([`crate::figures`]):
+//! the final one for the verdict, a live one for `abort_on`.
 //! docs/criteria.md is the user-facing description; keep the two in step.
 
-use std::collections::HashMap;
-use std::fmt;
+use crate::figures::{self, Figure, Figures, HISTOGRAMS, STATS};
 
-/// Counts of the accounting table (DESIGN.md), in the order the report lists them.
-pub const COUNTS: &[&str] = &[
-    "scheduled",
-    "published",
-    "deduplicated",
-    "publish_failed",
-    "indeterminate",
-    "not_sent",
-    "processed",
-    "dead_lettered",
-    "pending",
-    "lost",
-    "lost_mid_run",
-    "lost_tail",
-    "recovered",
-    "unexpected",
-    "collisions",
-    "intended_out_of_range",
-    "duplicates",
-    "stream_duplicates",
-    "redelivered",
-    "retries",
-    "held_back",
-    "garbage_sent",
-    "faults_unrecovered",
-    "fault_publish_failed",
-    "fault_indeterminate",
-    "consumer_stuck",
-];
-
-/// Ratios, 0 to 1.
-pub const RATIOS: &[&str] = &["success_rate"];
-
-/// Rates, in events per second.
-pub const RATES: &[&str] = &["target_rate", "achieved_rate"];
-
-/// Durations that are not histograms, in milliseconds.
-pub const DURATIONS: &[&str] = &["recovery_time"];
-
-/// Latency histograms; each has the statistics in [`STATS`] plus `count`.
-pub const HISTOGRAMS: &[&str] = &["publish", "end_to_end", "processing", "schedule_lag"];
-
-/// Latency statistics of a histogram, in milliseconds.
-pub const STATS: &[&str] = &["min", "mean", "p50", "p90", "p99", "p999", "max"];
+pub use crate::figures::{kind_of, Kind};
 
 const OPERATORS: &str = "<, <=, >, >=, ==, !=";
 const TIME_UNITS: &str = "us, µs, ms, s or m";
 const SYNTAX: &str = "`<figure> <op> <number>[unit]`, such as `lost == 0` or `publish.p99 < 500ms`";
-
-/// What a figure measures, which decides the units its thresholds accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Events or deliveries; `%` is a share of the scheduled total.
-    Count,
-    /// A ratio between 0 and 1; `%` divides by 100.
-    Ratio,
-    /// Events per second; `%` is a share of the target rate.
-    Rate,
-    /// Milliseconds; accepts time units, never `%`.
-    Latency,
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Kind::Count => "a count",
-            Kind::Ratio => "a ratio",
-            Kind::Rate => "a rate",
-            Kind::Latency => "a latency",
-        })
-    }
-}
-
-/// One figure of a run, as the report or the live counters provide it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Figure {
-    pub value: f64,
-    pub kind: Kind,
-    /// What 100% means: for a Count the scheduled total, for a Rate the
-    /// target rate; None for the others.
-    pub base: Option<f64>,
-}
-
-/// Anything that can look a figure up by its name.
-pub trait Figures {
-    fn figure(&self, name: &str) -> Option<Figure>;
-}
-
-impl Figures for HashMap<String, Figure> {
-    fn figure(&self, name: &str) -> Option<Figure> {
-        self.get(name).copied()
-    }
-}
 
 /// A figure's value with its unit, as people read it: `40`, `98.50%`,
 /// `10.00/s`, `7.34 ms`.
@@ -125,58 +36,14 @@ pub fn show(name: &str, value: f64) -> String {
     }
 }
 
-/// The kind of a catalogued figure name; None for unknown names.
-pub fn kind_of(name: &str) -> Option<Kind> {
-    if COUNTS.contains(&name) {
-        return Some(Kind::Count);
-    }
-    if RATIOS.contains(&name) {
-        return Some(Kind::Ratio);
-    }
-    if RATES.contains(&name) {
-        return Some(Kind::Rate);
-    }
-    if DURATIONS.contains(&name) {
-        return Some(Kind::Latency);
-    }
-    let (histogram, stat) = name.split_once('.')?;
-    if !HISTOGRAMS.contains(&histogram) {
-        return None;
-    }
-    match stat {
-        "count" => Some(Kind::Count),
-        _ if STATS.contains(&stat) => Some(Kind::Latency),
-        _ => None,
-    }
-}
-
-/// Every catalogued figure name, for suggestions.
-fn all_names() -> impl Iterator<Item = String> {
-    let plain = COUNTS
-        .iter()
-        .chain(RATIOS)
-        .chain(RATES)
-        .chain(DURATIONS)
-        .map(|n| n.to_string());
-    let latencies = HISTOGRAMS.iter().flat_map(|h| {
-        STATS
-            .iter()
-            .chain(&["count"])
-            .map(move |s| format!("{h}.{s}"))
-    });
-    plain.chain(latencies)
-}
-
 /// The catalogue in one line, for the unknown-figure message.
 fn catalogue() -> String {
     let mut stats = STATS.to_vec();
     stats.push("count");
+    let named: Vec<&str> = figures::CATALOGUE.iter().map(|n| n.name).collect();
     format!(
-        "{}, {}, {}, {} and <{}>.<{}>",
-        COUNTS.join(", "),
-        RATIOS.join(", "),
-        RATES.join(", "),
-        DURATIONS.join(", "),
+        "{} and <{}>.<{}>",
+        named.join(", "),
         HISTOGRAMS.join("|"),
         stats.join("|")
     )
@@ -347,8 +214,13 @@ impl Criterion {
         &self.figure
     }
 
-    pub fn evaluate(&self, figures: &dyn Figures) -> Outcome {
-        let figure = figures.figure(&self.figure);
+    pub fn evaluate(&self, figures: &Figures) -> Outcome {
+        self.evaluate_figure(figures.get(&self.figure))
+    }
+
+    /// The verdict on `figure`, this criterion's figure; None when it is
+    /// not available.
+    fn evaluate_figure(&self, figure: Option<Figure>) -> Outcome {
         let passed = figure.is_some_and(|figure| {
             // NaN compares false everywhere except `!=`, so rule it out first:
             // a figure that is not a number never passes.
@@ -546,7 +418,7 @@ fn threshold(
 fn closest(name: &str) -> Option<String> {
     let name = name.to_lowercase();
     let limit = (name.chars().count() / 3).max(2);
-    all_names()
+    figures::names()
         .map(|known| (edit_distance(&name, &known), known))
         .filter(|(distance, _)| *distance <= limit)
         .min_by_key(|(distance, _)| *distance)

@@ -435,6 +435,33 @@ impl Ledger {
         )
     }
 
+    /// The accounting as it stands mid-run: every count kept as it
+    /// happens, with pending the unresolved backlog. What only the closed
+    /// books can tell (not_sent, lost, recovered) is 0.
+    pub fn live_counts(&self) -> Accounting {
+        let live = &self.live;
+        let get = Live::get;
+        Accounting {
+            scheduled: get(&live.scheduled),
+            published: get(&live.published),
+            deduplicated: get(&live.deduplicated),
+            publish_failed: get(&live.publish_failed),
+            indeterminate: get(&live.indeterminate),
+            processed: get(&live.processed),
+            dead_lettered: get(&live.dead_lettered),
+            pending: self.unresolved_count() as u64,
+            unexpected: get(&live.unexpected),
+            collisions: get(&live.collisions),
+            intended_out_of_range: get(&live.intended_out_of_range),
+            duplicates: get(&live.duplicates),
+            stream_duplicates: get(&live.stream_duplicates),
+            redelivered: get(&live.redelivered),
+            retries: get(&live.retries),
+            held_back: get(&live.held_back),
+            ..Accounting::default()
+        }
+    }
+
     /// Closes the books: `gone` holds the unresolved events no longer in the
     /// stream (lost); the other unresolved ones are pending.
     pub fn account(&self, gone: &[u64]) -> Accounting {

@@ -6,7 +6,8 @@
 //! - [`scenario`]: the TOML file, its defaults, errors with file:line:column, validation.
 //! - [`schedule`]: the rate profile as intended send offsets (open model).
 //! - [`backoff`]: retry delays, exponential with jitter.
-//! - [`criteria`]: pass/fail expressions such as `publish.p99 < 500ms`.
+//! - [`figures`]: one typed snapshot of what a run measured, and the one catalogue naming each figure.
+//! - [`criteria`]: pass/fail expressions such as `publish.p99 < 500ms`, over the figures.
 //! - [`ledger`]: the state of every event (a byte each, settled chunks folded) and the final accounting.
 //! - [`series`]: the run as a time series, bounded in points, with phases and faults marked.
 //! - [`stats`]: HDR histograms and live counters.
@@ -42,6 +43,7 @@ pub mod criteria;
 pub mod error;
 pub mod event;
 pub mod faults;
+pub mod figures;
 pub mod garbage;
 pub mod lane;
 pub mod ledger;

@@ -16,6 +16,7 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
+use crate::figures::Figures;
 use crate::ledger::{Ledger, Live};
 use crate::stats::Latency;
 
@@ -212,40 +213,37 @@ impl RunMetrics {
         self.handle.render()
     }
 
-    /// Copies the ledger's live counters into their Prometheus counters,
-    /// and folds the latency samples recorded since into their buckets:
-    /// the exporter keeps every raw sample until then, so without this a
-    /// run that nobody scrapes would hold each one for its whole length.
+    /// Sets every figure that has a metric ([`crate::figures::CATALOGUE`])
+    /// from `figures`, live or final. Counters only ever rise: a figure
+    /// that the books close lower than it was counted live keeps its count.
+    pub fn figures(&self, figures: &Figures) {
+        for named in crate::figures::CATALOGUE {
+            let Some(metric) = named.metric else {
+                continue;
+            };
+            let labels: Vec<(&'static str, String)> = metric
+                .label
+                .iter()
+                .map(|(k, v)| (*k, v.to_string()))
+                .collect();
+            self.counter(metric.name, &labels)
+                .absolute((named.read)(figures) as u64);
+        }
+        self.gauge("harness_events_unresolved", &[])
+            .set(figures.counts.pending as f64);
+    }
+
+    /// Copies the ledger's live counters that are no figures (deliveries,
+    /// publish attempts, the consumer's replies and dead letters by kind)
+    /// into their Prometheus counters, and folds the latency samples
+    /// recorded since into their buckets: the exporter keeps every raw
+    /// sample until then, so without this a run that nobody scrapes would
+    /// hold each one for its whole length.
     pub fn mirror(&self, ledger: &Ledger) {
         self.handle.run_upkeep();
         let live = &ledger.live;
-        let pairs: [(&'static str, &std::sync::atomic::AtomicU64); 16] = [
-            ("harness_events_scheduled_total", &live.scheduled),
-            ("harness_events_published_total", &live.published),
-            ("harness_events_deduplicated_total", &live.deduplicated),
-            ("harness_events_publish_failed_total", &live.publish_failed),
-            ("harness_events_indeterminate_total", &live.indeterminate),
-            ("harness_events_processed_total", &live.processed),
-            ("harness_events_dead_lettered_total", &live.dead_lettered),
-            ("harness_events_unexpected_total", &live.unexpected),
-            ("harness_events_collisions_total", &live.collisions),
-            (
-                "harness_events_intended_out_of_range_total",
-                &live.intended_out_of_range,
-            ),
-            ("harness_events_duplicates_total", &live.duplicates),
-            (
-                "harness_events_stream_duplicates_total",
-                &live.stream_duplicates,
-            ),
-            ("harness_events_held_back_total", &live.held_back),
-            ("harness_publish_retries_total", &live.retries),
-            ("harness_deliveries_total", &live.deliveries),
-            ("harness_redeliveries_total", &live.redelivered),
-        ];
-        for (name, value) in pairs {
-            self.counter(name, &[]).absolute(Live::get(value));
-        }
+        self.counter("harness_deliveries_total", &[])
+            .absolute(Live::get(&live.deliveries));
         let labelled: [(
             &'static str,
             &'static str,
@@ -311,8 +309,6 @@ impl RunMetrics {
             self.counter(name, &[(label, value.to_string())])
                 .absolute(Live::get(counter));
         }
-        self.gauge("harness_events_unresolved", &[])
-            .set(ledger.unresolved_count() as f64);
     }
 }
 

@@ -24,7 +24,6 @@ use std::collections::VecDeque;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::criteria::{Figure, Kind};
 use crate::scenario::Recovery;
 
 /// Slack when comparing tick times with fault ends, in seconds: ticks are
@@ -343,7 +342,7 @@ fn cost(recovered_after: &Option<f64>, at_start: Counters, now: Counters) -> Cos
     }
 }
 
-/// The fault figures of the criteria catalogue.
+/// What the faults cost, as figures ([`crate::figures`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FaultFigures {
     /// The longest recovery, in milliseconds; infinite if one never recovered.
@@ -352,30 +351,6 @@ pub struct FaultFigures {
     pub publish_failed: u64,
     pub indeterminate: u64,
     pub consumer_stuck: u64,
-}
-
-impl FaultFigures {
-    /// A fault figure by its criteria name; `scheduled` is what 100% of a
-    /// count means.
-    pub fn figure(&self, name: &str, scheduled: Option<f64>) -> Option<Figure> {
-        let count = |n: u64| Figure {
-            value: n as f64,
-            kind: Kind::Count,
-            base: scheduled,
-        };
-        Some(match name {
-            "recovery_time" => Figure {
-                value: self.recovery_ms,
-                kind: Kind::Latency,
-                base: None,
-            },
-            "faults_unrecovered" => count(self.unrecovered),
-            "fault_publish_failed" => count(self.publish_failed),
-            "fault_indeterminate" => count(self.indeterminate),
-            "consumer_stuck" => count(self.consumer_stuck),
-            _ => return None,
-        })
-    }
 }
 
 #[cfg(test)]

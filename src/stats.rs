@@ -190,6 +190,14 @@ impl Stats {
         Summary::of(&self.slot(which))
     }
 
+    /// Every latency's summary, by its name.
+    pub fn summaries(&self) -> std::collections::BTreeMap<String, Summary> {
+        Latency::ALL
+            .into_iter()
+            .map(|l| (l.name().to_string(), self.summary(l)))
+            .collect()
+    }
+
     /// One latency's percentile distribution (see [`distribution`]).
     pub fn distribution(&self, which: Latency) -> Vec<[f64; 2]> {
         distribution(&self.slot(which))

@@ -16,7 +16,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::criteria::{self, Figure, Figures, Kind};
+use crate::criteria;
+use crate::figures::Figures;
 use crate::ledger::Accounting;
 use crate::stats::Summary;
 
@@ -304,65 +305,17 @@ impl Report {
         output::write_atomically(path, junit::render(self).as_bytes())
     }
 
-    /// Counts by their criteria names.
-    fn count(&self, name: &str) -> Option<u64> {
-        let c = &self.counts;
-        Some(match name {
-            "scheduled" => c.scheduled,
-            "published" => c.published,
-            "deduplicated" => c.deduplicated,
-            "publish_failed" => c.publish_failed,
-            "indeterminate" => c.indeterminate,
-            "not_sent" => c.not_sent,
-            "processed" => c.processed,
-            "dead_lettered" => c.dead_lettered,
-            "pending" => c.pending,
-            "lost" => c.lost,
-            "lost_mid_run" => c.lost_mid_run,
-            "lost_tail" => c.lost_tail,
-            "recovered" => c.recovered,
-            "unexpected" => c.unexpected,
-            "collisions" => c.collisions,
-            "intended_out_of_range" => c.intended_out_of_range,
-            "duplicates" => c.duplicates,
-            "stream_duplicates" => c.stream_duplicates,
-            "redelivered" => c.redelivered,
-            "retries" => c.retries,
-            "held_back" => c.held_back,
-            "garbage_sent" => self.garbage_sent,
-            _ => return None,
-        })
-    }
-}
-
-impl Figures for Report {
-    fn figure(&self, name: &str) -> Option<Figure> {
-        let scheduled = Some(self.counts.scheduled as f64);
-        if let Some(count) = self.count(name) {
-            return Some(Figure {
-                value: count as f64,
-                kind: Kind::Count,
-                base: scheduled,
-            });
+    /// The figures this report holds, for the criteria and the metrics.
+    pub fn figures(&self) -> Figures {
+        Figures {
+            counts: self.counts.clone(),
+            garbage_sent: self.garbage_sent,
+            faults: self.fault_figures,
+            success_rate: self.success_rate,
+            target_rate: self.rates.target,
+            achieved_rate: self.rates.achieved,
+            latency: self.latency.clone(),
         }
-        if let Some(figure) = self.fault_figures.figure(name, scheduled) {
-            return Some(figure);
-        }
-        let (value, kind, base) = match name {
-            "success_rate" => (self.success_rate, Kind::Ratio, None),
-            "target_rate" => (self.rates.target, Kind::Rate, Some(self.rates.target)),
-            "achieved_rate" => (self.rates.achieved, Kind::Rate, Some(self.rates.target)),
-            _ => {
-                let (histogram, stat) = name.split_once('.')?;
-                let value = self.latency.get(histogram)?.stat(stat)?;
-                if stat == "count" {
-                    (value, Kind::Count, scheduled)
-                } else {
-                    (value, Kind::Latency, None)
-                }
-            }
-        };
-        Some(Figure { value, kind, base })
     }
 }
 

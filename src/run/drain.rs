@@ -48,7 +48,7 @@ impl Experiment {
                     deadline = deadline.min(crate::clock::after(Instant::now(), drain.interrupt_timeout));
                 }
             }
-            let mut snapshot = self.snapshot("drain", &mut rate).await;
+            let (mut snapshot, _) = self.snapshot("drain", &mut rate).await;
             snapshot.elapsed = load_time;
             progress.update(&snapshot);
             server_empty = snapshot.backlog.unwrap_or(0) == 0;

@@ -36,7 +36,6 @@ use crate::stats::Stats;
 use crate::target::{proxy::Proxy, ConnectionState};
 use setup::{prepare, SharedCluster};
 
-pub use live::LiveFigures;
 use live::RateMeter;
 pub use telemetry::{MetricsOptions, Telemetry};
 
@@ -280,10 +279,10 @@ impl Experiment {
                         drop(series);
                         warming = false;
                     }
-                    let snapshot = self.snapshot("load", &mut rate).await;
+                    let (snapshot, figures) = self.snapshot("load", &mut rate).await;
                     progress.update(&snapshot);
                     if self.start.instant.elapsed() >= self.config.scenario.criteria.abort_grace {
-                        if let Some(failed) = verdict::first_failure(&aborts, &self.live_figures(snapshot.target_rate, snapshot.rate)) {
+                        if let Some(failed) = verdict::first_failure(&aborts, &figures) {
                             tracing::error!(criterion = %failed, "abort criterion failed: stopping the run");
                             ending.aborted_by = Some(failed);
                             break;

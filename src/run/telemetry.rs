@@ -12,6 +12,7 @@ use async_nats::jetstream::consumer;
 
 use crate::criteria::Outcome;
 use crate::error::HarnessError;
+use crate::figures::Figures;
 use crate::ledger::Ledger;
 use crate::metrics::{Listener, RunMetrics};
 use crate::progress::Snapshot;
@@ -59,21 +60,8 @@ impl Telemetry {
         ];
         metrics.gauge("harness_run_info", &info).set(1.0);
         metrics.gauge("harness_run_finished", &[]).set(0.0);
-        // Known only at the end; none known before it.
-        for (name, labels) in [
-            (
-                "harness_events_lost_total",
-                vec![("position", "mid_run".to_string())],
-            ),
-            (
-                "harness_events_lost_total",
-                vec![("position", "tail".to_string())],
-            ),
-            ("harness_events_not_sent_total", vec![]),
-            ("harness_events_recovered_total", vec![]),
-        ] {
-            metrics.counter(name, &labels).absolute(0);
-        }
+        // Every figure starts at 0; those known only at the end stay so.
+        metrics.figures(&Figures::default());
         Ok(Telemetry {
             metrics,
             listener,
@@ -123,6 +111,7 @@ impl Telemetry {
     pub fn tick(
         &self,
         ledger: &Ledger,
+        figures: &Figures,
         snapshot: &Snapshot,
         info: Option<&consumer::Info>,
         connections: &[Arc<ConnectionState>; 2],
@@ -130,6 +119,7 @@ impl Telemetry {
     ) {
         let m = &self.metrics;
         m.mirror(ledger);
+        m.figures(figures);
         self.verdict(
             so_far,
             so_far.iter().all(|o| o.passed || o.actual.is_none()),
@@ -179,20 +169,7 @@ impl Telemetry {
     pub fn finish(&self, ledger: &Ledger, report: &Report) {
         let m = &self.metrics;
         m.mirror(ledger);
-        let c = &report.counts;
-        m.counter(
-            "harness_events_lost_total",
-            &[("position", "mid_run".into())],
-        )
-        .absolute(c.lost_mid_run);
-        m.counter("harness_events_lost_total", &[("position", "tail".into())])
-            .absolute(c.lost_tail);
-        m.counter("harness_events_not_sent_total", &[])
-            .absolute(c.not_sent);
-        m.counter("harness_events_recovered_total", &[])
-            .absolute(c.recovered);
-        m.gauge("harness_events_unresolved", &[])
-            .set(c.pending as f64);
+        m.figures(&report.figures());
         m.gauge("harness_publish_in_flight", &[]).set(0.0);
         self.verdict(&report.criteria, report.passed);
         m.gauge("harness_run_finished", &[]).set(1.0);

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use crate::criteria::{self, Criterion, Figures};
+use crate::criteria::{self, Criterion};
+use crate::figures::Figures;
 use crate::ledger::Accounting;
 use crate::report::{ConsumerState, Rates, Report, TargetInfo, SCHEMA_VERSION};
 use crate::schedule::Profile;
@@ -38,7 +39,7 @@ pub fn every_criterion(criteria: &crate::scenario::Criteria) -> Vec<Criterion> {
 
 /// The first criterion that fails on figures known now. A figure that is
 /// not known yet (None) does not fail a live check.
-pub fn first_failure(criteria: &[Criterion], figures: &dyn Figures) -> Option<String> {
+pub fn first_failure(criteria: &[Criterion], figures: &Figures) -> Option<String> {
     criteria
         .iter()
         .map(|c| c.evaluate(figures))
@@ -176,10 +177,7 @@ pub fn build(
     aborted_by: Option<String>,
     extra_warnings: Vec<String>,
 ) -> Report {
-    let latency: BTreeMap<String, _> = Latency::ALL
-        .into_iter()
-        .map(|l| (l.name().to_string(), facts.stats.summary(l)))
-        .collect();
+    let latency = facts.stats.summaries();
     let distribution: BTreeMap<String, _> = Latency::ALL
         .into_iter()
         .map(|l| (l.name().to_string(), facts.stats.distribution(l)))
@@ -188,11 +186,7 @@ pub fn build(
     let completed = !interrupted && aborted_by.is_none();
     let saturated = latency["schedule_lag"].p99 > SATURATION_LAG_MS
         || (completed && rates.achieved < 0.99 * rates.target);
-    let success_rate = if counts.scheduled == 0 {
-        0.0
-    } else {
-        counts.processed as f64 / counts.scheduled as f64
-    };
+    let success_rate = Figures::success_rate_of(&counts);
     let config = facts.config;
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
@@ -230,9 +224,10 @@ pub fn build(
         warnings: Vec::new(),
         passed: false,
     };
+    let figures = report.figures();
     report.criteria = every_criterion(&config.scenario.criteria)
         .iter()
-        .map(|c| c.evaluate(&report))
+        .map(|c| c.evaluate(&figures))
         .collect();
     let mut extra_warnings = extra_warnings;
     extra_warnings.extend(faults_not_started(&config.scenario.faults, &report.faults));
