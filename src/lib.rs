@@ -14,7 +14,8 @@
 //! - [`event`]: event ids, headers and payloads, encoded and decoded.
 //! - [`target`]: connecting to NATS, or starting embedded nats-server processes.
 //! - [`garbage`]: foreign input thrown into the load subject.
-//! - [`faults`]: the fault timeline: server, network (through a proxy) and consumer faults.
+//! - [`plan`]: a scenario compiled once into what the run acts on: parsed criteria, typed faults.
+//! - [`faults`]: the fault timeline: server, network (through a proxy) and consumer faults, a module each.
 //! - [`recovery`]: what faults cost: recovery time, failures during them, a stuck consumer.
 //! - [`rehearsal`]: a run rehearsed without NATS: every time and count its actors derive.
 //! - [`provision`]: the stream, the dead-letter stream and the durable consumer.
@@ -50,6 +51,7 @@ pub mod ledger;
 pub mod logging;
 pub mod metrics;
 pub mod panics;
+pub mod plan;
 pub mod progress;
 pub mod provision;
 pub mod publisher;

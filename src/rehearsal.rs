@@ -14,7 +14,8 @@ use rand::SeedableRng;
 
 use crate::clock;
 use crate::consumer::{control::Control, simulate};
-use crate::scenario::{FaultKind, Scenario};
+use crate::faults::{Action, ConsumerFault};
+use crate::scenario::Scenario;
 use crate::schedule::{Profile, Schedule};
 
 /// How many events of the schedule are walked: enough to cover every
@@ -72,11 +73,13 @@ pub fn rehearse(s: &Scenario, seed: u64) -> Rehearsal {
     }
     clock::after(now, longest_publish);
     let control = Control::default();
-    let factor = s
-        .faults
+    let factor = crate::faults::plan(s)
+        .unwrap_or_default()
         .iter()
-        .filter(|f| f.kind == FaultKind::ConsumerSlow)
-        .map(|f| f.factor)
+        .filter_map(|f| match f.action {
+            Action::Consumer(ConsumerFault::Slow { factor }) => Some(factor),
+            _ => None,
+        })
         .fold(1.0, f64::max);
     control.set_slow_factor(factor);
     let mut longest_handler = Duration::ZERO;

@@ -527,7 +527,7 @@ fn faults(out: &mut String, r: &Report) {
             "<tr><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
              <td class=\"n{}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
             i + 1,
-            f.kind.name(),
+            f.kind.as_str(),
             f.node.map_or(String::new(), |n| n.to_string()),
             label(Unit::Clock, f.started_secs),
             f.recovered_secs.map_or("never".into(), |s| label(Unit::Clock, s)),

@@ -447,7 +447,7 @@ pub(crate) fn example() -> Report {
             passed: true,
         }],
         faults: vec![crate::faults::Applied {
-            kind: crate::scenario::FaultKind::Kill,
+            kind: "kill".into(),
             node: Some(1),
             started_secs: 20.0,
             recovered_secs: Some(30.0),

@@ -179,8 +179,8 @@ fn render_faults(out: &mut String, report: &Report) {
     }
     for f in &report.faults {
         let what = match f.node {
-            Some(node) => format!("{} node {node}", f.kind.name()),
-            None => f.kind.name().to_string(),
+            Some(node) => format!("{} node {node}", f.kind),
+            None => f.kind.clone(),
         };
         let until = f
             .recovered_secs

@@ -31,7 +31,7 @@ impl Experiment {
         &self,
         stop: CancellationToken,
     ) -> Option<tokio::task::JoinHandle<Option<Vec<crate::faults::Applied>>>> {
-        let faults = self.config.scenario.faults.clone();
+        let faults = self.plan.faults.clone();
         if faults.is_empty() {
             return None;
         }

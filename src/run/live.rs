@@ -70,14 +70,18 @@ impl Experiment {
                 .tracker()
                 .active()
                 .into_iter()
-                .filter_map(|i| self.config.scenario.faults.get(i))
-                .map(|f| f.kind.name())
+                .filter_map(|i| self.plan.faults.get(i))
+                .map(|f| f.action.name())
                 .collect(),
         };
         self.record_series(elapsed, false, backlog);
         self.telemetry
             .faults(&figures.faults, self.proxy.as_deref());
-        let so_far: Vec<_> = self.criteria.iter().map(|c| c.evaluate(&figures)).collect();
+        let so_far: Vec<_> = self
+            .plan
+            .every_criterion()
+            .map(|c| c.evaluate(&figures))
+            .collect();
         self.telemetry.tick(
             &self.ledger,
             &figures,

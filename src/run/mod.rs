@@ -102,8 +102,8 @@ struct Experiment {
     cluster: Option<SharedCluster>,
     /// The proxy network faults act on, if the scenario has any.
     proxy: Option<Arc<Proxy>>,
-    /// Every criterion, checks and abort_on, for the live metrics.
-    criteria: Vec<crate::criteria::Criterion>,
+    /// The criteria and the fault timeline, compiled from the scenario.
+    plan: crate::plan::Plan,
     /// Recovery after faults, and a stuck consumer.
     recovery: Arc<std::sync::Mutex<Tracker>>,
     /// The run as a time series, a point per interval.
@@ -250,7 +250,6 @@ impl Experiment {
         let paced = self
             .publisher
             .start(schedule, self.start, schedule_stop.clone(), &self.lane);
-        let aborts = verdict::parse_all(&self.config.scenario.criteria.abort_on);
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         // A tick held up (a server cut off by a fault answers a look only
         // at its 1 s timeout) is not made up for by a burst of ticks.
@@ -282,7 +281,7 @@ impl Experiment {
                     let (snapshot, figures) = self.snapshot("load", &mut rate).await;
                     progress.update(&snapshot);
                     if self.start.instant.elapsed() >= self.config.scenario.criteria.abort_grace {
-                        if let Some(failed) = verdict::first_failure(&aborts, &figures) {
+                        if let Some(failed) = verdict::first_failure(&self.plan.abort_on, &figures) {
                             tracing::error!(criterion = %failed, "abort criterion failed: stopping the run");
                             ending.aborted_by = Some(failed);
                             break;

@@ -11,7 +11,7 @@ use async_nats::jetstream::{self, context::ContextBuilder};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{verdict, Experiment, RunConfig, Signals, Telemetry};
+use super::{Experiment, RunConfig, Signals, Telemetry};
 use crate::consumer::{advisory, Workers};
 use crate::error::HarnessError;
 use crate::lane::Lane;
@@ -38,6 +38,9 @@ pub(super) async fn prepare(
         &config.metrics,
     )?;
     let s = &config.scenario;
+    // Validated already; overrides from the command line were too.
+    let plan = crate::plan::Plan::compile(s)
+        .map_err(|e| HarnessError::Usage(format!("`{}`: {}", e.key, e.message)))?;
     let mut cluster = None;
     let url = match &s.target.url {
         Some(url) => url.clone(),
@@ -51,7 +54,7 @@ pub(super) async fn prepare(
     };
     // Network faults act on a proxy between the clients under test and the
     // server(s); foreign input still goes straight to the server.
-    let proxy = if s.faults.iter().any(|f| f.kind.on_network()) {
+    let proxy = if plan.needs_proxy() {
         let proxy = Proxy::start(&url)
             .await
             .map_err(|e| target::TargetError::Connect {
@@ -79,7 +82,8 @@ pub(super) async fn prepare(
         server: url.clone(),
         clients: proxy.as_ref().map(|p| p.url().to_string()),
     };
-    let mut experiment = Experiment::set_up(config, signals, &endpoints, target, telemetry).await?;
+    let mut experiment =
+        Experiment::set_up(config, plan, signals, &endpoints, target, telemetry).await?;
     experiment.cluster = cluster.clone();
     experiment.proxy = proxy;
     Ok((experiment, cluster))
@@ -107,6 +111,7 @@ impl Endpoints {
 impl Experiment {
     async fn set_up(
         config: RunConfig,
+        plan: crate::plan::Plan,
         signals: Signals,
         endpoints: &Endpoints,
         mut target: crate::report::TargetInfo,
@@ -230,7 +235,6 @@ impl Experiment {
             publish_stop.clone(),
             panics.clone(),
         ));
-        let criteria = verdict::every_criterion(&config.scenario.criteria);
         let recovery = Arc::new(std::sync::Mutex::new(Tracker::new(
             s.recovery.clone(),
             s.faults.len(),
@@ -254,7 +258,7 @@ impl Experiment {
             workers: tracker,
             connections,
             telemetry,
-            criteria,
+            plan,
             recovery,
             series: Default::default(),
             cluster: None,

@@ -70,17 +70,14 @@ impl Telemetry {
     }
 
     /// A watcher that shows each fault of `faults` in `harness_fault_active`.
-    pub fn fault_watcher(&self, faults: &[crate::scenario::Fault]) -> crate::faults::Watcher {
+    pub fn fault_watcher(&self, faults: &[crate::faults::Planned]) -> crate::faults::Watcher {
         let gauges: Vec<_> = faults
             .iter()
             .map(|f| {
-                let place = match (f.kind.on_server(), f.leader) {
-                    (false, _) if f.kind.on_network() => "network".to_string(),
-                    (false, _) => "consumer".to_string(),
-                    (true, true) => "leader".to_string(),
-                    (true, false) => f.node.to_string(),
-                };
-                let labels = [("fault", f.kind.name().to_string()), ("node", place)];
+                let labels = [
+                    ("fault", f.action.name().to_string()),
+                    ("node", f.action.place()),
+                ];
                 let gauge = self.metrics.gauge("harness_fault_active", &labels);
                 gauge.set(0.0);
                 gauge

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use crate::criteria::{self, Criterion};
+use crate::criteria::Criterion;
 use crate::figures::Figures;
 use crate::ledger::Accounting;
 use crate::report::{ConsumerState, Rates, Report, TargetInfo, SCHEMA_VERSION};
@@ -17,25 +17,6 @@ use crate::provision;
 
 /// Schedule lag beyond which the harness says it could not keep up.
 const SATURATION_LAG_MS: f64 = 10.0;
-
-/// Parses expressions that validation already accepted.
-pub fn parse_all(expressions: &[String]) -> Vec<Criterion> {
-    expressions
-        .iter()
-        .filter_map(|e| criteria::parse(e).ok())
-        .collect()
-}
-
-/// The checks, then the abort_on expressions: every criterion of the verdict.
-pub fn every_criterion(criteria: &crate::scenario::Criteria) -> Vec<Criterion> {
-    let all: Vec<String> = criteria
-        .checks
-        .iter()
-        .chain(&criteria.abort_on)
-        .cloned()
-        .collect();
-    parse_all(&all)
-}
 
 /// The first criterion that fails on figures known now. A figure that is
 /// not known yet (None) does not fail a live check.
@@ -50,6 +31,7 @@ pub fn first_failure(criteria: &[Criterion], figures: &Figures) -> Option<String
 /// What the run observed, besides the accounting.
 pub struct Facts<'a> {
     pub config: &'a RunConfig,
+    pub plan: &'a crate::plan::Plan,
     pub target: TargetInfo,
     pub started_at: SystemTime,
     pub duration: Duration,
@@ -94,14 +76,14 @@ fn config_json(config: &RunConfig) -> serde_json::Value {
 /// Faults of the scenario that never started: the run ended (or was
 /// stopped) first, such as when `--duration` shortened it.
 fn faults_not_started(
-    scenario: &[crate::scenario::Fault],
+    planned: &[crate::faults::Planned],
     applied: &[crate::faults::Applied],
 ) -> Option<String> {
-    let missing: Vec<String> = scenario
+    let missing: Vec<String> = planned
         .iter()
         .enumerate()
         .filter(|(i, _)| !applied.iter().any(|a| a.index == *i))
-        .map(|(i, f)| format!("faults[{i}] ({} at {:?})", f.kind.name(), f.at))
+        .map(|(i, f)| format!("faults[{i}] ({} at {:?})", f.action.name(), f.at))
         .collect();
     (!missing.is_empty())
         .then(|| format!("{} never started: the run ended first", missing.join(", ")))
@@ -158,7 +140,7 @@ fn warnings(report: &Report, reconnects: u64, mut warnings: Vec<String>) -> Vec<
         .faults
         .iter()
         .filter(|f| f.error.is_none() && f.cost.recovery_secs.is_none())
-        .map(|f| format!("{} at {:.1} s", f.kind.name(), f.started_secs))
+        .map(|f| format!("{} at {:.1} s", f.kind, f.started_secs))
         .collect();
     if !unrecovered.is_empty() {
         warnings.push(format!(
@@ -225,12 +207,13 @@ pub fn build(
         passed: false,
     };
     let figures = report.figures();
-    report.criteria = every_criterion(&config.scenario.criteria)
-        .iter()
+    report.criteria = facts
+        .plan
+        .every_criterion()
         .map(|c| c.evaluate(&figures))
         .collect();
     let mut extra_warnings = extra_warnings;
-    extra_warnings.extend(faults_not_started(&config.scenario.faults, &report.faults));
+    extra_warnings.extend(faults_not_started(&facts.plan.faults, &report.faults));
     report.warnings = warnings(&report, facts.reconnects, extra_warnings);
     report.passed = !report.interrupted
         && report.aborted_by.is_none()
@@ -279,6 +262,7 @@ impl Experiment {
         let series = self.series_with_marks(&ending, load_time, &faults);
         let facts = Facts {
             config: &self.config,
+            plan: &self.plan,
             target: self.target_with_proxy_counts().await,
             started_at: self.started_at,
             duration: self.start.instant.elapsed(),
@@ -334,7 +318,7 @@ impl Experiment {
         let faults = faults
             .iter()
             .map(|f| Mark {
-                name: f.kind.name().into(),
+                name: f.kind.clone(),
                 start_secs: f.started_secs,
                 end_secs: f.recovered_secs,
             })

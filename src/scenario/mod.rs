@@ -16,4 +16,5 @@ pub use load::{load, parse};
 pub use locate::locate;
 pub use model::*;
 pub use units::ByteSize;
+pub(crate) use validate::{bounds, require};
 pub use validate::{subject_matches, validate, Invalid};

@@ -610,63 +610,17 @@ pub struct Criteria {
     pub abort_grace: Duration,
 }
 
-/// What a fault does.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultKind {
-    /// SIGKILL the node, then start it again after `duration` (same store and port).
-    Kill,
-    /// Stop the node gracefully (lame duck), then start it again after `duration`.
-    Restart,
-    /// SIGSTOP the node for `duration`, then SIGCONT.
-    Pause,
-    /// The consumer under test crashes: every in-flight delivery is dropped
-    /// unacknowledged, and the workers start again after `duration`.
-    ConsumerCrash,
-    /// The consumer stops reading deliveries for `duration`.
-    ConsumerStall,
-    /// Processing takes `factor` times longer for `duration`.
-    ConsumerSlow,
-    /// Network, through the harness's proxy: every chunk held for
-    /// `delay ± jitter`, in `direction`.
-    Latency,
-    /// Network: each connection limited to `bandwidth` bytes per second in
-    /// `direction`.
-    Bandwidth,
-    /// Network: connections stay open, every byte in `direction` is dropped;
-    /// at the end the connections that lost bytes are reset.
-    Blackhole,
-    /// Network: every open connection is reset, and new ones are reset on
-    /// arrival for `duration`.
-    Reset,
-}
-
-impl FaultKind {
-    /// Faults on a nats-server node (the others hit the consumer under test).
-    pub fn on_server(self) -> bool {
-        matches!(
-            self,
-            FaultKind::Kill | FaultKind::Restart | FaultKind::Pause
-        )
-    }
-
-    /// Faults on the network between the harness and the server(s).
-    pub fn on_network(self) -> bool {
-        matches!(
-            self,
-            FaultKind::Latency | FaultKind::Bandwidth | FaultKind::Blackhole | FaultKind::Reset
-        )
-    }
-}
-
-/// One fault on the timeline.
+/// One fault on the timeline, as written: the settings of every kind, each
+/// with its default. [`crate::plan`] turns it into its kind's typed action.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
     /// When the fault starts, from the start of the load.
     #[serde(with = "humantime_serde")]
     pub at: Duration,
-    pub kind: FaultKind,
+    /// What the fault does: a kind of [`crate::faults`], such as `kill`,
+    /// `latency` or `consumer_stall`.
+    pub kind: String,
     /// How long the fault lasts before recovery.
     #[serde(with = "humantime_serde", default = "default_fault_duration")]
     pub duration: Duration,

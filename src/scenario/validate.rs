@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Distribution, FaultKind, PayloadKind, Phase, Scenario};
+use super::{Distribution, PayloadKind, Phase, Scenario};
 
 /// The first invalid value found, by its dotted key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,9 +12,9 @@ pub struct Invalid {
     pub message: String,
 }
 
-type Check = Result<(), Invalid>;
+pub(crate) type Check = Result<(), Invalid>;
 
-fn require(ok: bool, key: &str, message: impl FnOnce() -> String) -> Check {
+pub(crate) fn require(ok: bool, key: &str, message: impl FnOnce() -> String) -> Check {
     if ok {
         Ok(())
     } else {
@@ -40,77 +40,8 @@ pub fn validate(s: &Scenario) -> Check {
     load(s)?;
     publish(s)?;
     consumer(s)?;
-    criteria(s)?;
-    faults(s)
-}
-
-/// Two faults of one kind on one place cannot overlap: the second's end
-/// would undo the first early (the proxy, the consumer and each node hold
-/// one state per kind).
-fn overlapping(s: &Scenario) -> Check {
-    for (j, later) in s.faults.iter().enumerate() {
-        for (i, earlier) in s.faults.iter().enumerate().take(j) {
-            let same_place = !later.kind.on_server()
-                || (!later.leader && !earlier.leader && later.node == earlier.node);
-            let overlap =
-                earlier.at < later.at + later.duration && later.at < earlier.at + earlier.duration;
-            require(
-                !(earlier.kind == later.kind && same_place && overlap),
-                &format!("faults[{j}].at"),
-                || {
-                    format!(
-                        "overlaps faults[{i}], a `{}` on the same target from {:?} for {:?}; \
-                         start it after that one ends",
-                        earlier.kind.name(),
-                        earlier.at,
-                        earlier.duration
-                    )
-                },
-            )?;
-        }
-    }
-    Ok(())
-}
-
-fn faults(s: &Scenario) -> Check {
-    overlapping(s)?;
-    for (i, fault) in s.faults.iter().enumerate() {
-        let key = format!("faults[{i}]");
-        if fault.kind.on_network() {
-            network_fault(fault, &key)?;
-            continue;
-        }
-        if !fault.kind.on_server() {
-            continue;
-        }
-        require(s.target.url.is_none(), &format!("{key}.kind"), || {
-            "server faults need an embedded target (the harness must own the nats-server); remove target.url".into()
-        })?;
-        require(
-            !fault.leader || s.target.nodes > 1,
-            &format!("{key}.leader"),
-            || "a single node leads every stream; set target.nodes = 3 for a leader fault".into(),
-        )?;
-        require(fault.node < s.target.nodes, &format!("{key}.node"), || {
-            format!(
-                "node {} does not exist: target.nodes is {} (nodes count from 0)",
-                fault.node, s.target.nodes
-            )
-        })?;
-    }
-    Ok(())
-}
-
-/// Network faults act through the proxy on every server's connections.
-fn network_fault(fault: &super::Fault, key: &str) -> Check {
-    require(!fault.leader, &format!("{key}.leader"), || {
-        "network faults act on the connections to every server; `leader` is for kill, restart and pause".into()
-    })?;
-    require(
-        fault.kind != FaultKind::Bandwidth || fault.bandwidth.is_some(),
-        &format!("{key}.bandwidth"),
-        || "a bandwidth fault needs `bandwidth`, in bytes per second, such as \"64KiB\"".into(),
-    )
+    // The criteria and the faults, each compiled as the run will use them.
+    crate::plan::Plan::compile(s).map(drop)
 }
 
 /// A NATS stream or consumer name: no whitespace, dots, wildcards or separators.
@@ -352,22 +283,6 @@ fn consumer(s: &Scenario) -> Check {
     }
 }
 
-fn criteria(s: &Scenario) -> Check {
-    let c = &s.criteria;
-    for (list, key) in [
-        (&c.checks, "criteria.checks"),
-        (&c.abort_on, "criteria.abort_on"),
-    ] {
-        for (i, expression) in list.iter().enumerate() {
-            crate::criteria::parse(expression).map_err(|e| Invalid {
-                key: format!("{key}[{i}]"),
-                message: e.to_string(),
-            })?;
-        }
-    }
-    Ok(())
-}
-
-mod bounds;
+pub(crate) mod bounds;
 #[cfg(test)]
 mod tests;

@@ -129,14 +129,27 @@ fn faults_need_an_embedded_target_and_an_existing_node() {
     let base = "[load]\nrate = 1\nduration = \"10s\"\n";
     let ok = format!("{base}[[faults]]\nat = \"2s\"\nkind = \"kill\"\nduration = \"1s\"\n");
     let s = parse(&ok, Path::new("s.toml")).unwrap();
-    assert_eq!(s.faults[0].kind, crate::scenario::FaultKind::Kill);
+    let plan = crate::plan::Plan::compile(&s).unwrap();
+    assert_eq!(
+        plan.faults[0].action,
+        crate::faults::Action::Server {
+            node: crate::faults::Node::Index(0),
+            fault: crate::faults::ServerFault::Kill
+        }
+    );
     let external = format!("[target]\nurl = \"nats://127.0.0.1:4222\"\n{ok}");
     assert_eq!(error_of(&external).key, "faults[0].kind");
     let bad_node = format!("{base}[[faults]]\nat = \"2s\"\nkind = \"pause\"\nnode = 2\n");
     let e = error_of(&bad_node);
     assert_eq!((e.line, e.key.as_str()), (7, "faults[0].node"));
     let bad_kind = format!("{base}[[faults]]\nat = \"2s\"\nkind = \"explode\"\n");
-    assert!(error_of(&bad_kind).message.contains("`kill`"));
+    let e = error_of(&bad_kind);
+    assert_eq!((e.line, e.key.as_str()), (6, "faults[0].kind"));
+    assert!(
+        e.message.contains("`explode`") && e.message.contains("`kill`"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -148,7 +161,12 @@ fn network_faults_work_on_any_target_and_need_their_settings() {
          [[faults]]\nat = \"6s\"\nkind = \"blackhole\"\n[[faults]]\nat = \"8s\"\nkind = \"reset\"\n"
     );
     let s = parse(&ok, Path::new("s.toml")).unwrap();
-    assert!(s.faults.iter().all(|f| f.kind.on_network()));
+    let plan = crate::plan::Plan::compile(&s).unwrap();
+    assert!(plan.needs_proxy());
+    assert!(plan
+        .faults
+        .iter()
+        .all(|f| matches!(f.action, crate::faults::Action::Network { .. })));
     assert_eq!(
         s.faults[0].direction,
         crate::target::proxy::Direction::ToClient
