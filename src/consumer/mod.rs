@@ -16,6 +16,7 @@ pub mod advisory;
 pub mod control;
 mod dead_letter;
 pub mod simulate;
+mod under_test;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use dead_letter::{largest_copy_headers, DeadLetters};
+pub use under_test::{Simulated, UnderTest, Wiring};
 
 use crate::event;
 use crate::ledger::{Ledger, Live};

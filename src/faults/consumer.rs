@@ -1,6 +1,6 @@
 //! Faults on the consumer under test: a crash, a stall and slowness.
 
-use crate::consumer::control::Control;
+use crate::consumer::UnderTest;
 use crate::scenario::bounds::number;
 use crate::scenario::{Fault, Invalid};
 
@@ -48,7 +48,7 @@ impl ConsumerFault {
         })
     }
 
-    pub fn inject(self, consumer: &Control) {
+    pub fn inject(self, consumer: &UnderTest) {
         match self {
             ConsumerFault::Crash => consumer.crash(),
             ConsumerFault::Stall => consumer.set_stalled(true),
@@ -56,7 +56,7 @@ impl ConsumerFault {
         }
     }
 
-    pub fn recover(self, consumer: &Control) {
+    pub fn recover(self, consumer: &UnderTest) {
         match self {
             ConsumerFault::Crash => consumer.revive(),
             ConsumerFault::Stall => consumer.set_stalled(false),

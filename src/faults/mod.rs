@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::control::Control;
+use crate::consumer::UnderTest;
 use crate::scenario::{Invalid, Scenario};
 use crate::target::embedded::EmbeddedCluster;
 use crate::target::proxy::{Direction, Proxy};
@@ -198,7 +198,7 @@ pub type Watcher = Arc<dyn Fn(usize, bool) + Send + Sync>;
 pub struct Targets {
     /// The embedded nodes; None for an external target.
     pub cluster: Option<Arc<Mutex<EmbeddedCluster>>>,
-    pub consumer: Arc<Control>,
+    pub consumer: Arc<UnderTest>,
     /// The stream under test, to find its leader.
     pub stream: Option<async_nats::jetstream::stream::Stream>,
     /// The proxy between the clients and the server(s), for network faults.

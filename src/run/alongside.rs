@@ -37,7 +37,7 @@ impl Experiment {
         }
         let targets = crate::faults::Targets {
             cluster: self.cluster.clone(),
-            consumer: self.consumer_control.clone(),
+            consumer: self.under_test.clone(),
             stream: Some(self.provisioned.stream.clone()),
             proxy: self.proxy.clone(),
         };
@@ -79,7 +79,7 @@ impl Experiment {
             end_to_end: self.stats.take_recent_end_to_end(),
             deliveries: Live::get(&self.ledger.live.deliveries)
                 + Live::get(&self.ledger.live.unexpected),
-            busy: self.consumer_control.busy(),
+            busy: self.under_test.busy(),
             server: info.map(|i| recovery::ServerView {
                 num_pending: i.num_pending,
                 at_ack_limit: max_ack_pending > 0 && i.num_ack_pending as i64 >= max_ack_pending,

@@ -97,9 +97,7 @@ impl Experiment {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.publisher.wait()).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.consumer_client.flush()).await;
         let acks_confirmed = self.confirm_acks().await;
-        self.worker_stop.cancel();
-        self.workers.close();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.workers.wait()).await;
+        self.under_test.stop().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.publisher_client.flush()).await;
         let info = self.consumer.get_info().await.ok();
         ConsumerState {
@@ -107,7 +105,7 @@ impl Experiment {
             num_ack_pending: info.as_ref().map_or(0, |i| i.num_ack_pending as u64),
             num_redelivered: info.as_ref().map_or(0, |i| i.num_redelivered as u64),
             acks_confirmed,
-            dead_letter_copies: self.dead_letters.copies(),
+            dead_letter_copies: self.under_test.dead_letter_copies(),
         }
     }
 

@@ -20,9 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::Client;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::consumer::DeadLetters;
 use crate::error::HarnessError;
 use crate::ledger::Ledger;
 use crate::progress::{self, Progress};
@@ -84,11 +82,8 @@ struct Experiment {
     consumer_client: Client,
     provisioned: Provisioned,
     consumer: PullConsumer,
-    dead_letters: Arc<DeadLetters>,
     publisher: Arc<Publisher>,
     publish_stop: CancellationToken,
-    worker_stop: CancellationToken,
-    workers: TaskTracker,
     connections: [Arc<ConnectionState>; 2],
     telemetry: Telemetry,
     /// The connection foreign input is thrown from, if `load.garbage` is set.
@@ -96,8 +91,8 @@ struct Experiment {
     garbage_sent: Arc<std::sync::atomic::AtomicU64>,
     /// Panics in the run's tasks: any one fails the run.
     panics: crate::panics::Panics,
-    /// The consumer's crash, stall and slow switches, for the fault timeline.
-    consumer_control: Arc<crate::consumer::control::Control>,
+    /// The consumer under test, for the fault timeline and the close.
+    under_test: Arc<crate::consumer::UnderTest>,
     /// The embedded nodes, for the fault timeline.
     cluster: Option<SharedCluster>,
     /// The proxy network faults act on, if the scenario has any.

@@ -9,10 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, context::ContextBuilder};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::{Experiment, RunConfig, Signals, Telemetry};
-use crate::consumer::{advisory, Workers};
+use crate::consumer::{UnderTest, Wiring};
 use crate::error::HarnessError;
 use crate::lane::Lane;
 use crate::ledger::Ledger;
@@ -162,8 +161,7 @@ impl Experiment {
             .build(publisher_client.clone());
         let provisioned = provision::provision(&js_publish, s).await?;
         refuse_reused_run_id(&provisioned, s, &config.run_id).await?;
-        let js_consume = jetstream::new(consumer_client.clone());
-        let consumer: PullConsumer = js_consume
+        let consumer: PullConsumer = jetstream::new(consumer_client.clone())
             .get_consumer_from_stream(&s.consumer.durable, &s.stream.name)
             .await
             .map_err(|e| provision::ProvisionError::Api {
@@ -179,17 +177,6 @@ impl Experiment {
         } else {
             stats.keeping_recent()
         });
-        let worker_stop = CancellationToken::new();
-        let workers = Workers::new(
-            consumer.clone(),
-            js_consume,
-            s,
-            ledger.clone(),
-            stats.clone(),
-            worker_stop.clone(),
-        );
-        let dead_letters = workers.dead_letters();
-        let consumer_control = workers.control();
         let garbage_client = match s.load.garbage {
             Some(_) => {
                 let state = Arc::new(ConnectionState::default());
@@ -205,26 +192,25 @@ impl Experiment {
             }
             None => None,
         };
-        let tracker = TaskTracker::new();
-        let stream_consumer = js_publish_stream(&provisioned);
-        let watcher = advisory::watch(
-            &consumer_client,
-            stream_consumer,
-            &s.consumer.durable,
+        let wiring = Wiring {
+            client: &consumer_client,
+            durable: consumer.clone(),
+            stream: provisioned.stream.clone(),
+            lane: consumer_lane.handle(),
+        };
+        let under_test = UnderTest::simulated(
+            s,
+            wiring,
             ledger.clone(),
-            dead_letters.clone(),
-            worker_stop.clone(),
+            stats.clone(),
+            config.seed,
+            &panics,
         )
         .await
         .map_err(|message| provision::ProvisionError::Api {
             what: "the MAX_DELIVERIES advisory subscription".into(),
             message,
         })?;
-        let watcher_panics = panics.clone();
-        tracker.spawn(async move {
-            watcher_panics.joined("advisory watcher", watcher.await);
-        });
-        workers.spawn(&tracker, config.seed, &panics, consumer_lane.handle());
         let publish_stop = CancellationToken::new();
         let publisher = Arc::new(Publisher::new(
             js_publish,
@@ -251,11 +237,9 @@ impl Experiment {
             consumer_client,
             provisioned,
             consumer,
-            dead_letters,
+            under_test: Arc::new(under_test),
             publisher,
             publish_stop,
-            worker_stop,
-            workers: tracker,
             connections,
             telemetry,
             plan,
@@ -263,7 +247,6 @@ impl Experiment {
             series: Default::default(),
             cluster: None,
             proxy: None,
-            consumer_control,
             garbage_client,
             garbage_sent: Arc::default(),
             panics,
@@ -302,10 +285,6 @@ async fn refuse_reused_run_id(
             Ok(())
         }
     }
-}
-
-fn js_publish_stream(provisioned: &Provisioned) -> jetstream::stream::Stream {
-    provisioned.stream.clone()
 }
 
 /// Checks that the scenario's events, and their dead-lettered copies, fit
