@@ -17,12 +17,12 @@ impl Experiment {
         stop: CancellationToken,
     ) -> Option<tokio::task::JoinHandle<Option<()>>> {
         let garbage = self.config.scenario.load.garbage.clone()?;
-        let client = self.garbage_client.as_ref()?.0.clone();
+        let client = self.target.garbage_client.as_ref()?.0.clone();
         let subject = self.config.scenario.load.subject.clone();
-        let sent = self.garbage_sent.clone();
+        let sent = self.books.garbage_sent.clone();
         let task = crate::garbage::throw(client, subject, garbage, self.config.seed, sent, stop);
         Some(tokio::spawn(
-            self.panics.clone().guard_owned("garbage", task),
+            self.books.panics.clone().guard_owned("garbage", task),
         ))
     }
 
@@ -36,14 +36,14 @@ impl Experiment {
             return None;
         }
         let targets = crate::faults::Targets {
-            cluster: self.cluster.clone(),
-            consumer: self.under_test.clone(),
-            stream: Some(self.provisioned.stream.clone()),
-            proxy: self.proxy.clone(),
+            cluster: self.target.cluster.clone(),
+            consumer: self.actors.under_test.clone(),
+            stream: Some(self.target.provisioned.stream.clone()),
+            proxy: self.target.proxy.clone(),
         };
         let shown = self.telemetry.fault_watcher(&faults);
         let start = self.start.instant;
-        let (tracker, ledger) = (self.recovery.clone(), self.ledger.clone());
+        let (tracker, ledger) = (self.books.recovery.clone(), self.books.ledger.clone());
         let watcher: crate::faults::Watcher = Arc::new(move |index, active| {
             shown(index, active);
             let at = start.elapsed().as_secs_f64();
@@ -56,12 +56,18 @@ impl Experiment {
         });
         let task = crate::faults::run_timeline(faults, targets, start, stop, watcher);
         Some(tokio::spawn(
-            self.panics.clone().guard_owned("fault timeline", task),
+            self.books
+                .panics
+                .clone()
+                .guard_owned("fault timeline", task),
         ))
     }
 
     pub(super) fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
-        self.recovery.lock().unwrap_or_else(|p| p.into_inner())
+        self.books
+            .recovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// One look for the recovery tracker, with the consumer as the server
@@ -75,11 +81,11 @@ impl Experiment {
         let tick = recovery::Tick {
             at: elapsed.as_secs_f64(),
             expected: self.profile.events_by(elapsed.min(self.profile.duration())),
-            counters: publish_counters(&self.ledger),
-            end_to_end: self.stats.take_recent_end_to_end(),
-            deliveries: Live::get(&self.ledger.live.deliveries)
-                + Live::get(&self.ledger.live.unexpected),
-            busy: self.under_test.busy(),
+            counters: publish_counters(&self.books.ledger),
+            end_to_end: self.books.stats.take_recent_end_to_end(),
+            deliveries: Live::get(&self.books.ledger.live.deliveries)
+                + Live::get(&self.books.ledger.live.unexpected),
+            busy: self.actors.under_test.busy(),
             server: info.map(|i| recovery::ServerView {
                 num_pending: i.num_pending,
                 at_ack_limit: max_ack_pending > 0 && i.num_ack_pending as i64 >= max_ack_pending,

@@ -67,7 +67,7 @@ impl Experiment {
                 CONSUMER_IDLE.max(self.config.scenario.consumer.nak_delay + Duration::from_secs(1));
             if idle_since.is_some_and(|at| at.elapsed() >= quiet_for) {
                 tracing::info!(
-                    unresolved = self.ledger.unresolved_count(),
+                    unresolved = self.books.ledger.unresolved_count(),
                     "the consumer has nothing left to deliver; ending the drain"
                 );
                 return;
@@ -75,8 +75,8 @@ impl Experiment {
         }
         if !self.settled() {
             tracing::warn!(
-                unresolved = self.ledger.unresolved_count(),
-                publishing = self.publisher.in_flight(),
+                unresolved = self.books.ledger.unresolved_count(),
+                publishing = self.actors.publisher.in_flight(),
                 "drain ended before everything settled"
             );
         }
@@ -86,38 +86,40 @@ impl Experiment {
     /// garbage thrown in, the consumer must also have emptied its backlog
     /// (garbage is no event, so only the idle check in the loop sees it).
     fn settled(&self) -> bool {
-        self.publisher.in_flight() == 0
-            && self.ledger.unresolved_count() == 0
+        self.actors.publisher.in_flight() == 0
+            && self.books.ledger.unresolved_count() == 0
             && self.config.scenario.load.garbage.is_none()
     }
 
     /// Stops the actors and confirms the consumer's acks with the server.
     pub(super) async fn close(&self) -> ConsumerState {
-        self.publish_stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.publisher.wait()).await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.consumer_client.flush()).await;
+        self.actors.publish_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.actors.publisher.wait()).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), self.target.consumer_client.flush()).await;
         let acks_confirmed = self.confirm_acks().await;
-        self.under_test.stop().await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.publisher_client.flush()).await;
-        let info = self.consumer.get_info().await.ok();
+        self.actors.under_test.stop().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.target.publisher_client.flush())
+            .await;
+        let info = self.target.durable.get_info().await.ok();
         ConsumerState {
             num_pending: info.as_ref().map_or(0, |i| i.num_pending),
             num_ack_pending: info.as_ref().map_or(0, |i| i.num_ack_pending as u64),
             num_redelivered: info.as_ref().map_or(0, |i| i.num_redelivered as u64),
             acks_confirmed,
-            dead_letter_copies: self.under_test.dead_letter_copies(),
+            dead_letter_copies: self.actors.under_test.dead_letter_copies(),
         }
     }
 
     /// Every ack sent has reached the server once the consumer has nothing
     /// pending acknowledgement; checked for a few seconds after a flush.
     async fn confirm_acks(&self) -> bool {
-        if self.ledger.unresolved_count() > 0 {
+        if self.books.ledger.unresolved_count() > 0 {
             return false;
         }
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
-            if let Ok(info) = self.consumer.get_info().await {
+            if let Ok(info) = self.target.durable.get_info().await {
                 if info.num_ack_pending == 0 {
                     return true;
                 }

@@ -15,17 +15,20 @@ impl Experiment {
     /// The figures as they stand now, for `abort_on`, the live verdict
     /// gauges and the metrics.
     pub(super) fn figures(&self, target_rate: f64, achieved_rate: f64) -> Figures {
-        let counts = self.ledger.live_counts();
+        let counts = self.books.ledger.live_counts();
         Figures {
             success_rate: Figures::success_rate_of(&counts),
             counts,
-            garbage_sent: self.garbage_sent.load(std::sync::atomic::Ordering::Relaxed),
+            garbage_sent: self
+                .books
+                .garbage_sent
+                .load(std::sync::atomic::Ordering::Relaxed),
             faults: self
                 .tracker()
                 .figures(self.start.instant.elapsed().as_secs_f64(), false),
             target_rate,
             achieved_rate,
-            latency: self.stats.summaries(),
+            latency: self.books.stats.summaries(),
         }
     }
 
@@ -37,14 +40,14 @@ impl Experiment {
     ) -> (Snapshot, Figures) {
         // Ask the server first, so the counters below are read together; a
         // server cut off by a fault must not hold up the run's ticks.
-        let info = tokio::time::timeout(Duration::from_secs(1), self.consumer.get_info())
+        let info = tokio::time::timeout(Duration::from_secs(1), self.target.durable.get_info())
             .await
             .ok()
             .and_then(Result::ok);
         let backlog = info
             .as_ref()
             .map(|i| i.num_pending + i.num_ack_pending as u64);
-        let live = &self.ledger.live;
+        let live = &self.books.ledger.live;
         let elapsed = self.start.instant.elapsed();
         self.track(elapsed, info.as_ref());
         let sent = Live::get(&live.sent);
@@ -60,7 +63,7 @@ impl Experiment {
             processed: figures.counts.processed,
             dead_lettered: figures.counts.dead_lettered,
             failed: figures.counts.publish_failed + figures.counts.indeterminate,
-            in_flight: self.publisher.in_flight() as u64,
+            in_flight: self.actors.publisher.in_flight() as u64,
             backlog,
             rate: achieved,
             target_rate,
@@ -76,18 +79,18 @@ impl Experiment {
         };
         self.record_series(elapsed, false, backlog);
         self.telemetry
-            .faults(&figures.faults, self.proxy.as_deref());
+            .faults(&figures.faults, self.target.proxy.as_deref());
         let so_far: Vec<_> = self
             .plan
             .every_criterion()
             .map(|c| c.evaluate(&figures))
             .collect();
         self.telemetry.tick(
-            &self.ledger,
+            &self.books.ledger,
             &figures,
             &snapshot,
             info.as_ref(),
-            &self.connections,
+            &self.target.connections,
             &so_far,
         );
         (snapshot, figures)
@@ -97,9 +100,9 @@ impl Experiment {
 impl Experiment {
     /// A look for the time series at `elapsed`; `last` takes the final point.
     pub(super) fn record_series(&self, elapsed: Duration, last: bool, backlog: Option<u64>) {
-        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let mut series = self.books.series.lock().unwrap_or_else(|p| p.into_inner());
         series.observe(elapsed.as_secs_f64(), last, |histograms| {
-            let live = &self.ledger.live;
+            let live = &self.books.ledger.live;
             let totals = crate::series::Totals {
                 intended: self.profile.events_by(elapsed),
                 sent: Live::get(&live.sent),
@@ -107,9 +110,9 @@ impl Experiment {
                 processed: Live::get(&live.processed),
             };
             for (which, into) in Latency::ALL.iter().zip(histograms) {
-                self.stats.snapshot_into(*which, into);
+                self.books.stats.snapshot_into(*which, into);
             }
-            (totals, backlog, self.publisher.in_flight() as u64)
+            (totals, backlog, self.actors.publisher.in_flight() as u64)
         });
     }
 }

@@ -71,49 +71,75 @@ struct Ending {
     drained_at: Duration,
 }
 
-/// Everything that lives for the length of one run.
+/// Everything that lives for the length of one run, by who owns it: what
+/// the run was asked, the target and its clients, the actors that act on
+/// it, and the books that account for what they did.
 struct Experiment {
     config: RunConfig,
-    signals: Signals,
-    ledger: Arc<Ledger>,
-    stats: Arc<Stats>,
-    profile: Profile,
-    publisher_client: Client,
-    consumer_client: Client,
-    provisioned: Provisioned,
-    consumer: PullConsumer,
-    publisher: Arc<Publisher>,
-    publish_stop: CancellationToken,
-    connections: [Arc<ConnectionState>; 2],
-    telemetry: Telemetry,
-    /// The connection foreign input is thrown from, if `load.garbage` is set.
-    garbage_client: Option<(Client, Arc<ConnectionState>)>,
-    garbage_sent: Arc<std::sync::atomic::AtomicU64>,
-    /// Panics in the run's tasks: any one fails the run.
-    panics: crate::panics::Panics,
-    /// The consumer under test, for the fault timeline and the close.
-    under_test: Arc<crate::consumer::UnderTest>,
-    /// The embedded nodes, for the fault timeline.
-    cluster: Option<SharedCluster>,
-    /// The proxy network faults act on, if the scenario has any.
-    proxy: Option<Arc<Proxy>>,
     /// The criteria and the fault timeline, compiled from the scenario.
     plan: crate::plan::Plan,
-    /// Recovery after faults, and a stuck consumer.
-    recovery: Arc<std::sync::Mutex<Tracker>>,
-    /// The run as a time series, a point per interval.
-    series: std::sync::Mutex<crate::series::Recorder>,
-    target: crate::report::TargetInfo,
+    signals: Signals,
+    profile: Profile,
+    telemetry: Telemetry,
+    books: Books,
+    actors: Actors,
     /// Latencies count from this far into the load (a capacity trial's
     /// warm-up); zero for a whole run.
     warmup: Duration,
     started_at: SystemTime,
     start: Start,
-    /// The publisher's thread, with its connection, pacer and sender. Its
-    /// tasks end when it drops: it is declared last, so it drops last.
-    lane: crate::lane::Lane,
-    /// The consumer under test's thread, with its connection and workers.
-    _consumer_lane: crate::lane::Lane,
+    /// Declared last, so it drops last: its lanes end every task on them.
+    target: Target,
+}
+
+/// The target and the harness's clients of it.
+struct Target {
+    info: crate::report::TargetInfo,
+    /// The embedded nodes, for the fault timeline.
+    cluster: Option<SharedCluster>,
+    /// The proxy network faults act on, if the scenario has any.
+    proxy: Option<Arc<Proxy>>,
+    provisioned: Provisioned,
+    publisher_client: Client,
+    /// The consumer side's connection.
+    consumer_client: Client,
+    /// The durable consumer under test, as the server sees it.
+    durable: PullConsumer,
+    /// The publisher's and the consumer's connection states.
+    connections: [Arc<ConnectionState>; 2],
+    /// The connection foreign input is thrown from, if `load.garbage` is set.
+    garbage_client: Option<(Client, Arc<ConnectionState>)>,
+    lanes: Lanes,
+}
+
+/// The threads the hot path runs on, each with its side's connection.
+/// Their tasks end when they drop.
+struct Lanes {
+    /// The publisher's connection, pacer and sender.
+    publisher: crate::lane::Lane,
+    /// The consumer's connection and the consumer under test's workers.
+    _consumer: crate::lane::Lane,
+}
+
+/// What acts on the target: the publisher and the consumer under test
+/// (the fault timeline and the garbage are started with the load).
+struct Actors {
+    publisher: Arc<Publisher>,
+    publish_stop: CancellationToken,
+    under_test: Arc<crate::consumer::UnderTest>,
+}
+
+/// What the run counted and measured.
+struct Books {
+    ledger: Arc<Ledger>,
+    stats: Arc<Stats>,
+    /// Recovery after faults, and a stuck consumer.
+    recovery: Arc<std::sync::Mutex<Tracker>>,
+    /// The run as a time series, a point per interval.
+    series: std::sync::Mutex<crate::series::Recorder>,
+    garbage_sent: Arc<std::sync::atomic::AtomicU64>,
+    /// Panics in the run's tasks: any one fails the run.
+    panics: crate::panics::Panics,
 }
 
 /// Runs a scenario and returns its report, after writing nothing: the
@@ -194,7 +220,7 @@ impl Experiment {
         if let Some(task) = garbage {
             let _ = task.await;
         }
-        if let Some((client, state)) = &self.garbage_client {
+        if let Some((client, state)) = &self.target.garbage_client {
             state
                 .closing
                 .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -215,16 +241,16 @@ impl Experiment {
         let consumer_state = self.close().await;
         let mut report = self.report(ending, load_time, consumer_state, faults).await;
         self.telemetry
-            .faults(&report.fault_figures, self.proxy.as_deref());
-        self.telemetry.finish(&self.ledger, &report);
+            .faults(&report.fault_figures, self.target.proxy.as_deref());
+        self.telemetry.finish(&self.books.ledger, &report);
         let problems = self
             .telemetry
             .export_final(&self.config.name, &self.config.run_id)
             .await;
         report.warnings.extend(problems);
-        for (client, state) in [&self.publisher_client, &self.consumer_client]
+        for (client, state) in [&self.target.publisher_client, &self.target.consumer_client]
             .into_iter()
-            .zip(&self.connections)
+            .zip(&self.target.connections)
         {
             state
                 .closing
@@ -242,9 +268,12 @@ impl Experiment {
             self.config.scenario.load.arrivals,
             self.config.seed,
         );
-        let paced = self
-            .publisher
-            .start(schedule, self.start, schedule_stop.clone(), &self.lane);
+        let paced = self.actors.publisher.start(
+            schedule,
+            self.start,
+            schedule_stop.clone(),
+            &self.target.lanes.publisher,
+        );
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         // A tick held up (a server cut off by a fault answers a look only
         // at its 1 s timeout) is not made up for by a burst of ticks.
@@ -267,8 +296,8 @@ impl Experiment {
                 _ = ticker.tick() => {
                     if warming && self.start.instant.elapsed() >= self.warmup {
                         // The warm-up is over: from here the latencies count.
-                        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-                        self.stats.reset();
+                        let mut series = self.books.series.lock().unwrap_or_else(|p| p.into_inner());
+                        self.books.stats.reset();
                         series.latencies_restarted();
                         drop(series);
                         warming = false;

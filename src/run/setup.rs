@@ -10,7 +10,7 @@ use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, context::ContextBuilder};
 use tokio_util::sync::CancellationToken;
 
-use super::{Experiment, RunConfig, Signals, Telemetry};
+use super::{Actors, Books, Experiment, Lanes, RunConfig, Signals, Target, Telemetry};
 use crate::consumer::{UnderTest, Wiring};
 use crate::error::HarnessError;
 use crate::lane::Lane;
@@ -83,8 +83,8 @@ pub(super) async fn prepare(
     };
     let mut experiment =
         Experiment::set_up(config, plan, signals, &endpoints, target, telemetry).await?;
-    experiment.cluster = cluster.clone();
-    experiment.proxy = proxy;
+    experiment.target.cluster = cluster.clone();
+    experiment.target.proxy = proxy;
     Ok((experiment, cluster))
 }
 
@@ -228,34 +228,42 @@ impl Experiment {
         Ok(Experiment {
             profile: Profile::from_load(&s.load),
             config,
-            signals,
-            ledger,
-            stats,
-            publisher_client,
-            lane,
-            _consumer_lane: consumer_lane,
-            consumer_client,
-            provisioned,
-            consumer,
-            under_test: Arc::new(under_test),
-            publisher,
-            publish_stop,
-            connections,
-            telemetry,
             plan,
-            recovery,
-            series: Default::default(),
-            cluster: None,
-            proxy: None,
-            garbage_client,
-            garbage_sent: Arc::default(),
-            panics,
-            target,
+            signals,
+            telemetry,
+            books: Books {
+                ledger,
+                stats,
+                recovery,
+                series: Default::default(),
+                garbage_sent: Arc::default(),
+                panics,
+            },
+            actors: Actors {
+                publisher,
+                publish_stop,
+                under_test: Arc::new(under_test),
+            },
             warmup: Duration::ZERO,
             started_at: SystemTime::now(),
             start: Start {
                 instant: Instant::now(),
                 wall: SystemTime::now(),
+            },
+            target: Target {
+                info: target,
+                cluster: None,
+                proxy: None,
+                provisioned,
+                publisher_client,
+                consumer_client,
+                durable: consumer,
+                connections,
+                garbage_client,
+                lanes: Lanes {
+                    publisher: lane,
+                    _consumer: consumer_lane,
+                },
             },
         })
     }

@@ -237,7 +237,7 @@ impl Experiment {
         let (costs, fault_figures, consumer_stuck) = {
             let mut tracker = self.tracker();
             let at = ending.drained_at.as_secs_f64();
-            let caught_up = !ending.interrupted && self.ledger.unresolved_count() == 0;
+            let caught_up = !ending.interrupted && self.books.ledger.unresolved_count() == 0;
             tracker.finish(at, caught_up);
             (tracker.costs(), tracker.figures(at, true), tracker.stuck())
         };
@@ -245,20 +245,23 @@ impl Experiment {
             fault.cost = costs.get(fault.index).copied().unwrap_or_default();
         }
         let unresolved: Vec<(u64, u64, String)> = self
+            .books
             .ledger
             .unresolved()
             .into_iter()
-            .map(|(event, seq)| (event, seq, self.ledger.event_id(event)))
+            .map(|(event, seq)| (event, seq, self.books.ledger.event_id(event)))
             .collect();
         let mut warnings = Vec::new();
-        let gone = match provision::gone_from_stream(&self.provisioned.stream, &unresolved).await {
+        let gone = match provision::gone_from_stream(&self.target.provisioned.stream, &unresolved)
+            .await
+        {
             Ok(gone) => gone,
             Err(e) => {
                 warnings.push(format!("could not check which unresolved events are still stored ({e}); counted as pending"));
                 Vec::new()
             }
         };
-        let accounting = self.ledger.account(&gone);
+        let accounting = self.books.ledger.account(&gone);
         let series = self.series_with_marks(&ending, load_time, &faults);
         let facts = Facts {
             config: &self.config,
@@ -269,9 +272,10 @@ impl Experiment {
             load_time,
             measured_from: self.warmup.min(load_time),
             profile: &self.profile,
-            sent: Live::get(&self.ledger.live.sent),
-            stats: &self.stats,
+            sent: Live::get(&self.books.ledger.live.sent),
+            stats: &self.books.stats,
             reconnects: self
+                .target
                 .connections
                 .iter()
                 .map(|c| c.reconnects.load(std::sync::atomic::Ordering::Relaxed))
@@ -279,8 +283,11 @@ impl Experiment {
             faults,
             fault_figures,
             consumer_stuck,
-            garbage_sent: self.garbage_sent.load(std::sync::atomic::Ordering::Relaxed),
-            panics: self.panics.list(),
+            garbage_sent: self
+                .books
+                .garbage_sent
+                .load(std::sync::atomic::Ordering::Relaxed),
+            panics: self.books.panics.list(),
             series,
         };
         build(
@@ -301,7 +308,8 @@ impl Experiment {
         faults: &[crate::faults::Applied],
     ) -> crate::series::Series {
         use crate::series::Mark;
-        let recorder = std::mem::take(&mut *self.series.lock().unwrap_or_else(|p| p.into_inner()));
+        let recorder =
+            std::mem::take(&mut *self.books.series.lock().unwrap_or_else(|p| p.into_inner()));
         let load = load_time.as_secs_f64();
         let phases = vec![
             Mark {
@@ -328,15 +336,15 @@ impl Experiment {
 
     /// The target, with what the proxy did by now.
     async fn target_with_proxy_counts(&self) -> TargetInfo {
-        let mut target = self.target.clone();
-        if let Some(cluster) = &self.cluster {
+        let mut target = self.target.info.clone();
+        if let Some(cluster) = &self.target.cluster {
             let (cpu_secs, peak_rss_bytes) = cluster.lock().await.usage();
             target.server_usage = Some(crate::report::ServerUsage {
                 cpu_secs,
                 peak_rss_bytes,
             });
         }
-        if let (Some(info), Some(proxy)) = (&mut target.proxy, &self.proxy) {
+        if let (Some(info), Some(proxy)) = (&mut target.proxy, &self.target.proxy) {
             info.dropped_bytes = proxy.dropped_bytes();
             info.resets = proxy.resets();
         }
