@@ -15,6 +15,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -171,6 +172,18 @@ struct Inner {
     /// copy delivered again counts once. Second copies are rare; past
     /// [`COPIES_LIMIT`] each delivery of one counts.
     copies: std::collections::HashSet<u64>,
+    /// Kept only when the consumer under test is observed from outside.
+    observed: Option<Observed>,
+}
+
+/// What an observer of a consumer the harness does not run needs to tie
+/// JetStream's reports to events: which event each stream sequence holds,
+/// and when each event was meant to be sent.
+#[derive(Debug, Default)]
+struct Observed {
+    by_stream: HashMap<u64, u64>,
+    /// Intended send time of each event, in nanoseconds since the Unix epoch.
+    intended: Vec<u64>,
 }
 
 /// The state of every event of one run.
@@ -199,11 +212,35 @@ impl Ledger {
                 recent: HashMap::new(),
                 recent_order: VecDeque::new(),
                 copies: std::collections::HashSet::new(),
+                observed: None,
             }),
             live: Live::default(),
             signer: crate::event::Signer::random(),
             opened: crate::event::Moment::now(),
         }
+    }
+
+    /// These books, also keeping what an observer of a consumer outside
+    /// the harness needs (about 40 bytes per event): see [`Ledger::event_at`].
+    pub fn observing(self) -> Ledger {
+        self.lock().observed = Some(Observed::default());
+        self
+    }
+
+    /// The event stored at `stream_sequence`, and when it was meant to be
+    /// sent; None for a sequence no PubAck of this run named (yet).
+    /// Only for books that are [`Ledger::observing`].
+    pub fn event_at(&self, stream_sequence: u64) -> Option<(u64, SystemTime)> {
+        let inner = self.lock();
+        let observed = inner.observed.as_ref()?;
+        let seq = *observed.by_stream.get(&stream_sequence)?;
+        let nanos = observed.intended.get(seq as usize).copied().unwrap_or(0);
+        Some((seq, SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos)))
+    }
+
+    /// The stream sequence of a published event not yet resolved.
+    pub fn stream_sequence_of(&self, seq: u64) -> Option<u64> {
+        self.lock().unresolved.get(&seq).copied()
     }
 
     pub fn run_id(&self) -> &str {
@@ -230,11 +267,17 @@ impl Ledger {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// The schedule reached event `seq` (sequence numbers come in order).
-    pub fn schedule(&self, seq: u64) {
+    /// The schedule reached event `seq` (sequence numbers come in order),
+    /// meant to be sent at `intended`.
+    pub fn schedule(&self, seq: u64, intended: SystemTime) {
         let mut inner = self.lock();
         debug_assert_eq!(inner.states.len() as u64, seq);
         inner.states.push(PublishState::Scheduled as u8);
+        if let Some(observed) = &mut inner.observed {
+            let nanos = intended.duration_since(SystemTime::UNIX_EPOCH);
+            let nanos = nanos.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            observed.intended.push(nanos);
+        }
         Live::add(&self.live.scheduled);
     }
 
@@ -273,6 +316,9 @@ impl Ledger {
         Self::set_publish(&mut inner, seq, PublishState::Published);
         if inner.states.get(seq as usize).map(outcome) == Some(Outcome::None) {
             inner.unresolved.insert(seq, stream_sequence);
+        }
+        if let Some(observed) = &mut inner.observed {
+            observed.by_stream.insert(stream_sequence, seq);
         }
         drop(inner);
         Live::add(&self.live.published);

@@ -8,7 +8,7 @@ use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsum
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::Context;
 
-use crate::scenario::{Discard, Retention, Scenario, Storage};
+use crate::scenario::{ConsumerMode, Discard, Retention, Scenario, Storage};
 
 /// Provisioning failures. All of them exit 3.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,9 @@ pub struct Provisioned {
     pub stream: stream::Stream,
     pub dead_letter: stream::Stream,
     pub consumer: PullConsumer,
+    /// What JetStream reports of an observed consumer, captured for the
+    /// run; None when the harness runs the consumer itself.
+    pub observed: Option<stream::Stream>,
 }
 
 /// The stream config the scenario asks for.
@@ -106,6 +109,39 @@ pub fn consumer_config(s: &Scenario) -> pull::Config {
         backoff: c.backoff.clone(),
         max_ack_pending: c.max_ack_pending,
         num_replicas: 0,
+        // A service the harness does not run is seen through the ack
+        // metric JetStream publishes for every sampled ack.
+        sample_frequency: match c.mode {
+            ConsumerMode::Simulated => 0,
+            ConsumerMode::External => 100,
+        },
+        ..Default::default()
+    }
+}
+
+/// The subjects JetStream reports a consumer's outcomes on: the ack
+/// metric (with sampling on) and the advisories of TERMs, NAKs and
+/// exhausted deliveries.
+pub fn observed_subjects(s: &Scenario) -> Vec<String> {
+    let (stream, durable) = (&s.stream.name, &s.consumer.durable);
+    let mut subjects = vec![format!("$JS.EVENT.METRIC.CONSUMER.ACK.{stream}.{durable}")];
+    for advisory in ["MSG_TERMINATED", "MSG_NAKED", "MAX_DELIVERIES"] {
+        subjects.push(format!(
+            "$JS.EVENT.ADVISORY.CONSUMER.{advisory}.{stream}.{durable}"
+        ));
+    }
+    subjects
+}
+
+/// The stream that captures [`observed_subjects`] for an observed
+/// consumer. Metrics and advisories are core NATS messages, delivered at
+/// most once: stored first, a slow observer or a network fault loses none.
+pub fn observation_config(s: &Scenario) -> stream::Config {
+    stream::Config {
+        name: format!("{}_OBSERVED", s.stream.name),
+        subjects: observed_subjects(s),
+        storage: StorageType::Memory,
+        max_age: Duration::from_secs(24 * 3600),
         ..Default::default()
     }
 }
@@ -166,6 +202,7 @@ fn consumer_differences(have: &pull::Config, want: &pull::Config) -> Vec<String>
             want.max_ack_pending,
         )
         .check("filter_subject", &have.filter_subject, &want.filter_subject)
+        .check("sample_freq", have.sample_frequency, want.sample_frequency)
         .0
 }
 
@@ -245,6 +282,7 @@ pub async fn provision(js: &Context, s: &Scenario) -> Result<Provisioned, Provis
                 backoff: have.backoff.clone(),
                 max_ack_pending: have.max_ack_pending,
                 filter_subject: have.filter_subject.clone(),
+                sample_frequency: have.sample_frequency,
                 ..Default::default()
             };
             let differences = consumer_differences(&have, &want);
@@ -271,11 +309,32 @@ pub async fn provision(js: &Context, s: &Scenario) -> Result<Provisioned, Provis
             .await
             .map_err(|e| api(&what)(e.to_string()))?,
     };
+    let observed = match s.consumer.mode {
+        ConsumerMode::Simulated => None,
+        ConsumerMode::External => Some(fresh_stream(js, observation_config(s)).await?),
+    };
     Ok(Provisioned {
         stream,
         dead_letter,
         consumer,
+        observed,
     })
+}
+
+/// A stream created empty for this run, whatever an earlier run left.
+async fn fresh_stream(
+    js: &Context,
+    config: stream::Config,
+) -> Result<stream::Stream, ProvisionError> {
+    let what = format!("stream `{}`", config.name);
+    // Usually there is none to delete; a failure that matters shows in
+    // the create below.
+    if let Err(e) = js.delete_stream(&config.name).await {
+        tracing::debug!(error = %e, "no earlier {what} deleted");
+    }
+    js.create_stream(config)
+        .await
+        .map_err(|e| api(what)(e.to_string()))
 }
 
 /// How long ago a message of run `run_id` was stored as the last one on

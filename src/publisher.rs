@@ -198,6 +198,7 @@ impl Publisher {
         let mut timer =
             pace::Timer::new().unwrap_or_else(|e| panic!("cannot make the pacer's timer: {e}"));
         let at = |offset| crate::clock::after(start.instant, offset);
+        let intended_wall = |offset| start.wall.checked_add(offset).unwrap_or(start.wall);
         let end = at(schedule.profile().duration());
         let profile = schedule.profile().clone();
         let mut schedule = schedule.peekable();
@@ -230,7 +231,7 @@ impl Publisher {
                     Some((seq, offset)) => (seq, offset, true),
                     None => match schedule.next_if(|&(_, offset)| at(offset) <= now) {
                         Some((seq, offset)) => {
-                            shared.ledger.schedule(seq);
+                            shared.ledger.schedule(seq, intended_wall(offset));
                             (seq, offset, false)
                         }
                         None => break,
@@ -250,7 +251,7 @@ impl Publisher {
                 let event = Event {
                     seq,
                     due,
-                    intended_wall: start.wall.checked_add(offset).unwrap_or(start.wall),
+                    intended_wall: intended_wall(offset),
                     seed: rng.random(),
                     _permit: permit,
                 };

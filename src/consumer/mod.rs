@@ -15,6 +15,7 @@
 pub mod advisory;
 pub mod control;
 mod dead_letter;
+pub mod observer;
 pub mod simulate;
 mod under_test;
 
@@ -30,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use dead_letter::{largest_copy_headers, DeadLetters};
-pub use under_test::{Simulated, UnderTest, Wiring};
+pub use under_test::{External, Simulated, UnderTest, Wiring};
 
 use crate::event;
 use crate::ledger::{Ledger, Live};

@@ -4,6 +4,7 @@
 //! close stops it. A new kind of consumer is a variant here, and the
 //! compiler points at every place that must drive it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::control::Control;
+use super::observer::{Observer, Sources};
 use super::{advisory, DeadLetters, Workers};
 use crate::ledger::Ledger;
 use crate::panics::Panics;
@@ -25,6 +27,15 @@ pub enum UnderTest {
     /// The harness's own consumer: workers on the durable consumer that
     /// handle each delivery as the scenario says.
     Simulated(Simulated),
+    /// The user's own service, observed through what JetStream reports.
+    External(External),
+}
+
+/// The observer of the user's service.
+pub struct External {
+    copies: Arc<AtomicU64>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
 }
 
 /// The harness's own consumer and what it runs on.
@@ -83,17 +94,39 @@ impl UnderTest {
         }))
     }
 
+    /// Starts observing the user's service on `lane`.
+    pub async fn external(
+        sources: Sources,
+        lane: &tokio::runtime::Handle,
+        panics: &Panics,
+    ) -> Result<UnderTest, String> {
+        let observer = Observer::open(sources).await?;
+        let copies = observer.copies();
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let watch = observer.watch(stop.clone());
+        tasks.spawn_on(panics.clone().guard_owned("observer", watch), lane);
+        Ok(UnderTest::External(External {
+            copies,
+            stop,
+            tasks,
+        }))
+    }
+
     /// Every in-flight delivery is dropped unacknowledged, and nothing is
     /// read until [`UnderTest::revive`].
     pub fn crash(&self) {
         match self {
             UnderTest::Simulated(s) => s.control.crash(),
+            // Validation refuses consumer faults on a service the harness does not run.
+            UnderTest::External(_) => unreachable_fault("consumer_crash"),
         }
     }
 
     pub fn revive(&self) {
         match self {
             UnderTest::Simulated(s) => s.control.revive(),
+            UnderTest::External(_) => unreachable_fault("consumer_crash"),
         }
     }
 
@@ -101,6 +134,7 @@ impl UnderTest {
     pub fn set_stalled(&self, stalled: bool) {
         match self {
             UnderTest::Simulated(s) => s.control.set_stalled(stalled),
+            UnderTest::External(_) => unreachable_fault("consumer_stall"),
         }
     }
 
@@ -108,6 +142,7 @@ impl UnderTest {
     pub fn set_slow_factor(&self, factor: f64) {
         match self {
             UnderTest::Simulated(s) => s.control.set_slow_factor(factor),
+            UnderTest::External(_) => unreachable_fault("consumer_slow"),
         }
     }
 
@@ -116,6 +151,8 @@ impl UnderTest {
     pub fn busy(&self) -> u64 {
         match self {
             UnderTest::Simulated(s) => s.control.busy(),
+            // Its handlers cannot be seen: only whether deliveries arrive.
+            UnderTest::External(_) => 0,
         }
     }
 
@@ -123,17 +160,28 @@ impl UnderTest {
     pub fn dead_letter_copies(&self) -> u64 {
         match self {
             UnderTest::Simulated(s) => s.dead_letters.copies(),
+            UnderTest::External(e) => e.copies.load(Ordering::Relaxed),
         }
     }
 
     /// Stops consuming; what is under way gets a few seconds to finish.
     pub async fn stop(&self) {
         match self {
-            UnderTest::Simulated(s) => {
-                s.stop.cancel();
-                s.tasks.close();
-                let _ = tokio::time::timeout(Duration::from_secs(5), s.tasks.wait()).await;
+            UnderTest::Simulated(Simulated { stop, tasks, .. })
+            | UnderTest::External(External { stop, tasks, .. }) => {
+                stop.cancel();
+                tasks.close();
+                let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
             }
         }
     }
+}
+
+/// A consumer fault reached a service the harness does not run: validation
+/// refuses that, so this is a harness bug, reported and otherwise ignored.
+fn unreachable_fault(kind: &str) {
+    tracing::error!(
+        kind,
+        "a consumer fault reached an external consumer; this is a harness bug, please report it"
+    );
 }

@@ -2,7 +2,7 @@
 
 use crate::consumer::UnderTest;
 use crate::scenario::bounds::number;
-use crate::scenario::{Fault, Invalid};
+use crate::scenario::{require, ConsumerMode, Fault, Invalid, Scenario};
 
 /// What happens to the consumer under test.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,8 +30,8 @@ impl ConsumerFault {
 
     /// The fault `spec` describes, if its kind is one of this module's,
     /// with its settings checked.
-    pub fn plan(spec: &Fault, key: &str) -> Option<Result<Self, Invalid>> {
-        Some(match spec.kind.as_str() {
+    pub fn plan(spec: &Fault, key: &str, s: &Scenario) -> Option<Result<Self, Invalid>> {
+        let fault = match spec.kind.as_str() {
             "consumer_crash" => Ok(ConsumerFault::Crash),
             "consumer_stall" => Ok(ConsumerFault::Stall),
             "consumer_slow" => number(
@@ -45,7 +45,22 @@ impl ConsumerFault {
                 factor: spec.factor,
             }),
             _ => return None,
-        })
+        };
+        Some(fault.and_then(|fault| {
+            require(
+                s.consumer.mode == ConsumerMode::Simulated,
+                &format!("{key}.kind"),
+                || {
+                    format!(
+                        "`{}` acts on the harness's own consumer, and `consumer.mode` is \
+                         `external`: the harness cannot crash, stall or slow a service it \
+                         does not run",
+                        fault.name()
+                    )
+                },
+            )?;
+            Ok(fault)
+        }))
     }
 
     pub fn inject(self, consumer: &UnderTest) {

@@ -132,7 +132,7 @@ pub fn plan(s: &Scenario) -> Result<Vec<Planned>, Invalid> {
             server.map(|(node, fault)| Action::Server { node, fault })
         } else if let Some(network) = NetworkFault::plan(spec, &key) {
             network.map(|(direction, fault)| Action::Network { direction, fault })
-        } else if let Some(consumer) = ConsumerFault::plan(spec, &key) {
+        } else if let Some(consumer) = ConsumerFault::plan(spec, &key, s) {
             consumer.map(Action::Consumer)
         } else {
             Err(unknown_kind(&spec.kind, &key))

@@ -11,6 +11,7 @@ use async_nats::jetstream::{self, context::ContextBuilder};
 use tokio_util::sync::CancellationToken;
 
 use super::{Actors, Books, Experiment, Lanes, RunConfig, Signals, Target, Telemetry};
+use crate::consumer::observer::Sources;
 use crate::consumer::{UnderTest, Wiring};
 use crate::error::HarnessError;
 use crate::lane::Lane;
@@ -18,7 +19,7 @@ use crate::ledger::Ledger;
 use crate::provision::{self, Provisioned};
 use crate::publisher::{Publisher, Start};
 use crate::recovery::Tracker;
-use crate::scenario::Scenario;
+use crate::scenario::{ConsumerMode, Scenario};
 use crate::schedule::Profile;
 use crate::target::{self, embedded::EmbeddedCluster, proxy::Proxy, ConnectionState};
 
@@ -168,7 +169,11 @@ impl Experiment {
                 what: format!("consumer `{}`", s.consumer.durable),
                 message: e.to_string(),
             })?;
-        let ledger = Arc::new(Ledger::new(config.run_id.clone()));
+        let ledger = Ledger::new(config.run_id.clone());
+        let ledger = Arc::new(match s.consumer.mode {
+            ConsumerMode::Simulated => ledger,
+            ConsumerMode::External => ledger.observing(),
+        });
         let panics = crate::panics::Panics::default();
         // Recovery after faults is judged on recent end-to-end latencies.
         let stats = telemetry.stats();
@@ -192,25 +197,43 @@ impl Experiment {
             }
             None => None,
         };
-        let wiring = Wiring {
-            client: &consumer_client,
-            durable: consumer.clone(),
-            stream: provisioned.stream.clone(),
-            lane: consumer_lane.handle(),
+        let under_test = match (&s.consumer.mode, &provisioned.observed) {
+            (ConsumerMode::External, Some(observed)) => {
+                let sources = Sources {
+                    observed: observed.clone(),
+                    dead_letter: provisioned.dead_letter.clone(),
+                    ledger: ledger.clone(),
+                    stats: stats.clone(),
+                };
+                UnderTest::external(sources, consumer_lane.handle(), &panics)
+                    .await
+                    .map_err(|message| provision::ProvisionError::Api {
+                        what: "the observation of the external consumer".into(),
+                        message,
+                    })?
+            }
+            _ => {
+                let wiring = Wiring {
+                    client: &consumer_client,
+                    durable: consumer.clone(),
+                    stream: provisioned.stream.clone(),
+                    lane: consumer_lane.handle(),
+                };
+                UnderTest::simulated(
+                    s,
+                    wiring,
+                    ledger.clone(),
+                    stats.clone(),
+                    config.seed,
+                    &panics,
+                )
+                .await
+                .map_err(|message| provision::ProvisionError::Api {
+                    what: "the MAX_DELIVERIES advisory subscription".into(),
+                    message,
+                })?
+            }
         };
-        let under_test = UnderTest::simulated(
-            s,
-            wiring,
-            ledger.clone(),
-            stats.clone(),
-            config.seed,
-            &panics,
-        )
-        .await
-        .map_err(|message| provision::ProvisionError::Api {
-            what: "the MAX_DELIVERIES advisory subscription".into(),
-            message,
-        })?;
         let publish_stop = CancellationToken::new();
         let publisher = Arc::new(Publisher::new(
             js_publish,

@@ -494,10 +494,32 @@ impl Default for Processing {
     }
 }
 
+/// Who consumes from the durable consumer under test.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsumerMode {
+    /// The harness's own workers, handling deliveries as `[consumer]` says.
+    #[default]
+    Simulated,
+    /// The user's own service; the harness observes what JetStream reports
+    /// of it (ack sampling, advisories, consumer info, dead letters).
+    External,
+}
+
+impl ConsumerMode {
+    fn is_simulated(&self) -> bool {
+        *self == ConsumerMode::Simulated
+    }
+}
+
 /// The consumer under test: a durable pull consumer and its workers.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Consumer {
+    /// Left out of the resolved scenario when simulated, so that the
+    /// fingerprint of every scenario without it stays what it was.
+    #[serde(skip_serializing_if = "ConsumerMode::is_simulated")]
+    pub mode: ConsumerMode,
     pub durable: String,
     pub workers: usize,
     /// Messages per pull request.
@@ -528,6 +550,7 @@ pub struct Consumer {
 impl Default for Consumer {
     fn default() -> Self {
         Consumer {
+            mode: ConsumerMode::Simulated,
             durable: "harness-consumer".into(),
             workers: 4,
             batch: 64,
