@@ -225,6 +225,9 @@ pub struct ConsumerState {
     pub num_pending: u64,
     pub num_ack_pending: u64,
     pub num_redelivered: u64,
+    /// The stream sequence below which every message is acknowledged.
+    #[serde(default)]
+    pub ack_floor: u64,
     /// Every ack the consumer sent was confirmed by the server by the end.
     pub acks_confirmed: bool,
     /// Copies stored on the dead-letter stream, poison included.

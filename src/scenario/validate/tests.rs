@@ -290,3 +290,21 @@ fn tls_and_credentials_files_must_exist_whatever_the_scheme() {
     ));
     assert!(parse(&ok, Path::new("s.toml")).is_ok());
 }
+
+#[test]
+fn an_external_consumer_takes_no_consumer_faults() {
+    let base = "[load]\nrate = 1\nduration = \"10s\"\n[consumer]\nmode = \"external\"\n";
+    let s = parse(base, Path::new("s.toml")).unwrap();
+    assert_eq!(s.consumer.mode, crate::scenario::ConsumerMode::External);
+    for kind in ["consumer_crash", "consumer_stall", "consumer_slow"] {
+        let faulty = format!("{base}[[faults]]\nat = \"2s\"\nkind = \"{kind}\"\n");
+        let e = error_of(&faulty);
+        assert_eq!((e.line, e.key.as_str()), (8, "faults[0].kind"), "{kind}");
+        assert!(e.message.contains("external"), "{}", e.message);
+    }
+    let network = format!("{base}[[faults]]\nat = \"2s\"\nkind = \"reset\"\n");
+    assert!(parse(&network, Path::new("s.toml")).is_ok());
+    let unknown = "[consumer]\nmode = \"remote\"\n";
+    let e = error_of(unknown);
+    assert_eq!((e.line, e.key.as_str()), (2, "consumer.mode"));
+}
