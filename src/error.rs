@@ -35,6 +35,10 @@ pub enum HarnessError {
         what: &'static str,
         source: std::io::Error,
     },
+    /// The external consumer's service could not be started, or was not
+    /// ready in time.
+    #[error("the consumer under test: {0}")]
+    Service(String),
     /// Ctrl+C, SIGTERM or SIGHUP before the load began: nothing ran, so
     /// there is no report.
     #[error("interrupted {0}; nothing was run, so there is no report")]
@@ -60,9 +64,10 @@ impl HarnessError {
             HarnessError::Scenario(_)
             | HarnessError::Usage(_)
             | HarnessError::PayloadAboveMaxPayload { .. } => exit::USAGE,
-            HarnessError::Target(_) | HarnessError::Provision(_) | HarnessError::System { .. } => {
-                exit::INFRASTRUCTURE
-            }
+            HarnessError::Target(_)
+            | HarnessError::Provision(_)
+            | HarnessError::System { .. }
+            | HarnessError::Service(_) => exit::INFRASTRUCTURE,
             HarnessError::Interrupted(_) => exit::INTERRUPTED,
         }
     }

@@ -95,7 +95,7 @@ pub const CATALOGUE: &[Described] = &[
     m("harness_run_passed", G, &[], "The verdict, 1 passed or 0 failed: provisional (every criterion on the live figures) until harness_run_finished is 1."),
     m("harness_run_finished", G, &[], "0 while the run goes on, 1 once its final values are set."),
     m("harness_run_info", G, &["version", "scenario_file"], "Always 1; labels describe the run."),
-    m("harness_fault_active", G, &["fault", "node"], "1 while a fault is active; node is the embedded node, `leader`, `network` for the proxy, or `consumer` for the consumer under test."),
+    m("harness_fault_active", G, &["fault", "node"], "1 while a fault is active; node is the embedded node, `leader`, `network` for the proxy, `consumer` for the harness's own consumer under test, or `service` for the service it runs."),
     m("harness_fault_recovery_seconds", G, &[], "The longest recovery so far: from a fault's end until the acknowledged rate and end-to-end p99 are back within the [recovery] bounds; a fault still recovering counts its time since its end, and one never back by the end is +Inf."),
     m("harness_consumer_stuck", G, &[], "1 once the consumer was stuck outside any fault (messages waiting, no handler busy, nothing delivered for recovery.stuck_after); the run fails."),
     m("harness_proxy_dropped_bytes_total", C, &[], "Bytes the network-fault proxy dropped in blackholes."),

@@ -161,3 +161,108 @@ async fn what_the_service_dead_letters_is_counted_dead_lettered_exactly() {
         "{c:#?}"
     );
 }
+
+fn run_by_the_harness(stream: &str, durable: &str, extra: &str) -> String {
+    let program = example("audit_consumer");
+    // Deliveries a killed service held come back soon.
+    let scenario = scenario(stream, durable).replace("[drain]", "ack_wait = \"2s\"\n[drain]");
+    format!(
+        "{scenario}[consumer.service]\ncommand = [\"{}\"]\nlog = \"{}\"\n{extra}",
+        program.display(),
+        std::env::temp_dir()
+            .join(format!("harness-test-{durable}.log"))
+            .display(),
+    )
+}
+
+/// The harness starts the service with the run's settings, waits for its
+/// first pull, keeps its output in the log, and stops it with SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_harness_starts_the_service_and_stops_it_gracefully() {
+    let server = NatsServer::start().await;
+    let text = run_by_the_harness("OWNED", "owned", "");
+    let log = std::env::temp_dir().join("harness-test-owned.log");
+    let _ = std::fs::remove_file(&log);
+    let report = common::run_to_report(common::run_config(&text, &server, "ext3")).await;
+    let c = &report.counts;
+    assert_eq!(
+        (c.scheduled, c.processed, c.lost, c.pending),
+        (600, 600, 0, 0),
+        "{c:#?}"
+    );
+    assert_eq!(
+        report.consumer.service_log.as_deref(),
+        Some(log.to_str().unwrap())
+    );
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        written.contains("consuming `owned` on `OWNED`"),
+        "{written}"
+    );
+    // Its own last words: it exited through its SIGTERM path.
+    assert!(written.contains("stopped after 600 messages"), "{written}");
+    assert!(
+        report.passed,
+        "{:#?} {:#?}",
+        report.criteria, report.warnings
+    );
+}
+
+/// SIGKILL mid-run: the deliveries it held come back after ack_wait, to
+/// the service started again, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_service_started_again_loses_nothing() {
+    let server = NatsServer::start().await;
+    let faults = "[[faults]]\nat = \"1s\"\nkind = \"service_kill\"\nduration = \"1s\"\n";
+    let text = run_by_the_harness("KILLED", "killed", faults);
+    let report = common::run_to_report(common::run_config(&text, &server, "ext4")).await;
+    let c = &report.counts;
+    assert!(c.invariants_hold(), "{:?}", c.invariants);
+    assert_eq!(
+        (c.scheduled, c.processed, c.lost, c.pending),
+        (600, 600, 0, 0),
+        "{c:#?}"
+    );
+    let fault = &report.faults[0];
+    assert_eq!(
+        (fault.kind.as_str(), fault.error.as_deref()),
+        ("service_kill", None)
+    );
+    assert!(fault.recovered_secs.is_some(), "{fault:?}");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .all(|w| !w.contains("exited on its own")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+/// A service that never gets ready ends the run before the load, with
+/// exit 3 and the way to its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_is_never_ready_is_an_infrastructure_error() {
+    let server = NatsServer::start().await;
+    let log = std::env::temp_dir().join("harness-test-silent.log");
+    let text = format!(
+        "{}[consumer.service]\ncommand = [\"sleep\", \"30\"]\nready_log = \"listening\"\n\
+         ready_timeout = \"1s\"\nlog = \"{}\"\n",
+        scenario("SILENT", "silent"),
+        log.display()
+    );
+    let started = std::time::Instant::now();
+    let error = harness::run::run(
+        common::run_config(&text, &server, "ext5"),
+        harness::run::Signals::default(),
+    )
+    .await
+    .expect_err("the run cannot start");
+    assert_eq!(error.exit_code(), harness::error::exit::INFRASTRUCTURE);
+    let message = error.to_string();
+    assert!(
+        message.contains("not ready within 1s") && message.contains(log.to_str().unwrap()),
+        "{message}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

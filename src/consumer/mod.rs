@@ -16,6 +16,7 @@ pub mod advisory;
 pub mod control;
 mod dead_letter;
 pub mod observer;
+pub mod service;
 pub mod simulate;
 mod under_test;
 

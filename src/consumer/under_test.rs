@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use super::control::Control;
 use super::observer::{Observer, Sources};
+use super::service::Service;
 use super::{advisory, DeadLetters, Workers};
 use crate::ledger::Ledger;
 use crate::panics::Panics;
@@ -31,8 +32,10 @@ pub enum UnderTest {
     External(External),
 }
 
-/// The observer of the user's service.
+/// The observer of the user's service, and the service when the harness
+/// runs it.
 pub struct External {
+    service: Option<Arc<Service>>,
     copies: Arc<AtomicU64>,
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -94,9 +97,11 @@ impl UnderTest {
         }))
     }
 
-    /// Starts observing the user's service on `lane`.
+    /// Starts observing the user's service on `lane`, and starts the
+    /// service itself if the harness runs it.
     pub async fn external(
         sources: Sources,
+        service: Option<Service>,
         lane: &tokio::runtime::Handle,
         panics: &Panics,
     ) -> Result<UnderTest, String> {
@@ -106,7 +111,15 @@ impl UnderTest {
         let tasks = TaskTracker::new();
         let watch = observer.watch(stop.clone());
         tasks.spawn_on(panics.clone().guard_owned("observer", watch), lane);
+        let service = service.map(Arc::new);
+        if let Some(service) = &service {
+            if let Err(e) = service.start().await {
+                stop.cancel();
+                return Err(e);
+            }
+        }
         Ok(UnderTest::External(External {
+            service,
             copies,
             stop,
             tasks,
@@ -164,8 +177,23 @@ impl UnderTest {
         }
     }
 
+    /// The service the harness runs, if it runs one.
+    pub fn service(&self) -> Option<&Arc<Service>> {
+        match self {
+            UnderTest::Simulated(_) => None,
+            UnderTest::External(e) => e.service.as_ref(),
+        }
+    }
+
     /// Stops consuming; what is under way gets a few seconds to finish.
+    /// A service the harness runs is stopped first, then what it did last
+    /// is read.
     pub async fn stop(&self) {
+        if let Some(service) = self.service() {
+            if let Err(e) = service.stop().await {
+                tracing::warn!(error = %e, "cannot stop the service");
+            }
+        }
         match self {
             UnderTest::Simulated(Simulated { stop, tasks, .. })
             | UnderTest::External(External { stop, tasks, .. }) => {

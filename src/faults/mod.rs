@@ -1,8 +1,9 @@
 //! Faults on a timeline: kill -9, graceful restart and pause of embedded
 //! nats-server nodes ([`server`]); latency, bandwidth, blackhole and reset
 //! on the network through the harness's proxy ([`network`]); and crash,
-//! stall and slowness of the consumer under test ([`consumer`]), each
-//! recovered after its duration. Every fault is recorded (what, on which
+//! stall and slowness of the consumer under test ([`consumer`]); kill,
+//! restart and pause of the user's service when the harness runs it
+//! ([`service`]), each recovered after its duration. Every fault is recorded (what, on which
 //! node, when, for how long) for the report, and shown as active in the
 //! metrics while it lasts.
 //!
@@ -14,6 +15,7 @@
 pub mod consumer;
 pub mod network;
 pub mod server;
+pub mod service;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +31,7 @@ use crate::target::proxy::{Direction, Proxy};
 pub use consumer::ConsumerFault;
 pub use network::NetworkFault;
 pub use server::{Node, ServerFault};
+pub use service::ServiceFault;
 
 /// A fault as it happened.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -73,6 +76,7 @@ pub enum Action {
         fault: NetworkFault,
     },
     Consumer(ConsumerFault),
+    Service(ServiceFault),
 }
 
 impl Action {
@@ -82,6 +86,7 @@ impl Action {
             Action::Server { fault, .. } => fault.name(),
             Action::Network { fault, .. } => fault.name(),
             Action::Consumer(fault) => fault.name(),
+            Action::Service(fault) => fault.name(),
         }
     }
 
@@ -98,6 +103,7 @@ impl Action {
             } => "leader".into(),
             Action::Network { .. } => "network".into(),
             Action::Consumer(_) => "consumer".into(),
+            Action::Service(_) => "service".into(),
         }
     }
 
@@ -134,6 +140,8 @@ pub fn plan(s: &Scenario) -> Result<Vec<Planned>, Invalid> {
             network.map(|(direction, fault)| Action::Network { direction, fault })
         } else if let Some(consumer) = ConsumerFault::plan(spec, &key, s) {
             consumer.map(Action::Consumer)
+        } else if let Some(service) = ServiceFault::plan(spec, &key, s) {
+            service.map(Action::Service)
         } else {
             Err(unknown_kind(&spec.kind, &key))
         }?;
@@ -153,6 +161,7 @@ pub fn kinds() -> impl Iterator<Item = &'static str> {
         .iter()
         .chain(network::KINDS)
         .chain(consumer::KINDS)
+        .chain(service::KINDS)
         .copied()
 }
 
@@ -210,6 +219,14 @@ fn proxy_of(targets: &Targets) -> Result<&Proxy, String> {
         .proxy
         .as_deref()
         .ok_or_else(|| "network faults need the harness's proxy, which is not running".into())
+}
+
+fn service_of(targets: &Targets) -> Result<&crate::consumer::service::Service, String> {
+    targets
+        .consumer
+        .service()
+        .map(|s| s.as_ref())
+        .ok_or_else(|| "service faults need the service the harness runs".into())
 }
 
 fn cluster_of(targets: &Targets) -> Result<&Arc<Mutex<EmbeddedCluster>>, String> {
@@ -352,6 +369,7 @@ async fn inject(action: Action, node: Option<usize>, targets: &Targets) -> Resul
             fault.inject(&targets.consumer);
             Ok(())
         }
+        Action::Service(fault) => fault.inject(service_of(targets)?).await,
     }
 }
 
@@ -370,6 +388,7 @@ async fn recover(action: Action, node: Option<usize>, targets: &Targets) -> Resu
             fault.recover(&targets.consumer);
             Ok(())
         }
+        Action::Service(fault) => fault.recover(service_of(targets)?).await,
     }
 }
 
@@ -384,16 +403,26 @@ mod tests {
 
     #[test]
     fn every_kind_plans_to_an_action_of_its_own_name() {
-        let mut faults = String::new();
-        for (i, kind) in kinds().enumerate() {
-            faults += &format!(
-                "[[faults]]\nat = \"{i}s\"\nduration = \"1s\"\nkind = \"{kind}\"\nbandwidth = \"1KiB\"\n"
-            );
+        // The consumer's kinds act on the harness's own consumer, the
+        // service's on a service the harness runs: two scenarios.
+        let external =
+            "[consumer]\nmode = \"external\"\n[consumer.service]\ncommand = [\"true\"]\n";
+        let mut names = Vec::new();
+        for (kinds, extra) in [
+            (&[server::KINDS, network::KINDS, consumer::KINDS][..], ""),
+            (&[service::KINDS][..], external),
+        ] {
+            let mut faults = extra.to_string();
+            for (i, kind) in kinds.iter().flat_map(|k| k.iter()).enumerate() {
+                faults += &format!(
+                    "[[faults]]\nat = \"{i}s\"\nduration = \"1s\"\nkind = \"{kind}\"\nbandwidth = \"1KiB\"\n"
+                );
+            }
+            let planned = plan(&scenario(&faults)).unwrap();
+            names.extend(planned.iter().map(|p| p.action.name()));
         }
-        let planned = plan(&scenario(&faults)).unwrap();
-        let names: Vec<&str> = planned.iter().map(|p| p.action.name()).collect();
         assert_eq!(names, kinds().collect::<Vec<_>>());
-        assert_eq!(names.len(), 10);
+        assert_eq!(names.len(), 13);
     }
 
     #[test]

@@ -232,6 +232,9 @@ pub struct ConsumerState {
     pub acks_confirmed: bool,
     /// Copies stored on the dead-letter stream, poison included.
     pub dead_letter_copies: u64,
+    /// The log of the service the harness ran as the consumer under test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_log: Option<String>,
 }
 
 /// Text safe in XML, SVG and HTML attributes and content; characters XML

@@ -107,6 +107,11 @@ impl Experiment {
             num_ack_pending: info.as_ref().map_or(0, |i| i.num_ack_pending as u64),
             num_redelivered: info.as_ref().map_or(0, |i| i.num_redelivered as u64),
             ack_floor: info.as_ref().map_or(0, |i| i.ack_floor.stream_sequence),
+            service_log: self
+                .actors
+                .under_test
+                .service()
+                .map(|s| s.log().display().to_string()),
             acks_confirmed,
             dead_letter_copies: self.actors.under_test.dead_letter_copies(),
         }

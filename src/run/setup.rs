@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Actors, Books, Experiment, Lanes, RunConfig, Signals, Target, Telemetry};
 use crate::consumer::observer::Sources;
+use crate::consumer::service::Service;
 use crate::consumer::{UnderTest, Wiring};
 use crate::error::HarnessError;
 use crate::lane::Lane;
@@ -205,12 +206,16 @@ impl Experiment {
                     ledger: ledger.clone(),
                     stats: stats.clone(),
                 };
-                UnderTest::external(sources, consumer_lane.handle(), &panics)
+                let service = s.consumer.service.as_ref().map(|spec| {
+                    let log = spec
+                        .log
+                        .clone()
+                        .unwrap_or_else(|| format!("harness-service-{}.log", config.run_id).into());
+                    Service::new(spec.clone(), service_env(s, url), log, consumer.clone())
+                });
+                UnderTest::external(sources, service, consumer_lane.handle(), &panics)
                     .await
-                    .map_err(|message| provision::ProvisionError::Api {
-                        what: "the observation of the external consumer".into(),
-                        message,
-                    })?
+                    .map_err(HarnessError::Service)?
             }
             _ => {
                 let wiring = Wiring {
@@ -290,6 +295,38 @@ impl Experiment {
             },
         })
     }
+}
+
+/// What the harness tells the service it runs: where the server is (as the
+/// harness's own clients reach it, through the fault proxy if there is
+/// one), how to log in, and what it consumes.
+fn service_env(s: &Scenario, url: &str) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("NATS_URL".to_string(), url.to_string()),
+        ("HARNESS_STREAM".to_string(), s.stream.name.clone()),
+        ("HARNESS_DURABLE".to_string(), s.consumer.durable.clone()),
+        ("HARNESS_SUBJECT".to_string(), s.load.subject.clone()),
+        (
+            "HARNESS_DEAD_LETTER_SUBJECT".to_string(),
+            s.consumer.dead_letter_subject.clone(),
+        ),
+    ];
+    let t = &s.target;
+    let logins = [
+        ("NATS_USER", t.user.clone()),
+        ("NATS_PASSWORD", t.password.clone()),
+        ("NATS_TOKEN", t.token.clone()),
+        (
+            "NATS_CREDS",
+            t.credentials.as_ref().map(|p| p.display().to_string()),
+        ),
+    ];
+    for (name, value) in logins {
+        if let Some(value) = value {
+            env.push((name.to_string(), value));
+        }
+    }
+    env
 }
 
 /// A run id used within the stream's duplicate window would have every

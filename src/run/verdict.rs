@@ -261,6 +261,14 @@ impl Experiment {
                 Vec::new()
             }
         };
+        if let Some(service) = self.actors.under_test.service() {
+            for exit in service.exits() {
+                warnings.push(format!(
+                    "the service exited on its own during the run ({exit}); its log: {}",
+                    service.log().display()
+                ));
+            }
+        }
         let accounting = self.books.ledger.account(&gone);
         let series = self.series_with_marks(&ending, load_time, &faults);
         let facts = Facts {

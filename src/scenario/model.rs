@@ -545,6 +545,48 @@ pub struct Consumer {
     pub dead_letter_subject: String,
     /// The stream the harness creates to capture dead_letter_subject.
     pub dead_letter_stream: String,
+    /// External mode: the service the harness starts, watches and stops.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<Service>,
+}
+
+/// The user's service, run by the harness as the external consumer under
+/// test: started before the load with the run's settings in its
+/// environment, its output kept in a log, stopped on every way out.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// The program and its arguments; a relative program path is taken
+    /// from the working directory.
+    pub command: Vec<String>,
+    /// Environment besides what the harness sets (`NATS_URL`,
+    /// `HARNESS_STREAM`, `HARNESS_DURABLE`, ...).
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Ready once a line of its output holds this text.
+    #[serde(default)]
+    pub ready_log: Option<String>,
+    /// Ready once 127.0.0.1 accepts connections on this port.
+    #[serde(default)]
+    pub ready_port: Option<u16>,
+    /// Without ready_log or ready_port: ready once it pulls from the durable.
+    #[serde(with = "humantime_serde", default = "default_ready_timeout")]
+    pub ready_timeout: Duration,
+    /// After SIGTERM, how long it may take to exit before SIGKILL.
+    #[serde(with = "humantime_serde", default = "default_stop_timeout")]
+    pub stop_timeout: Duration,
+    /// Its stdout and stderr; `harness-service-<run id>.log` in the working
+    /// directory by default.
+    #[serde(default)]
+    pub log: Option<PathBuf>,
+}
+
+fn default_ready_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_stop_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 impl Default for Consumer {
@@ -565,6 +607,7 @@ impl Default for Consumer {
             nak_delay: Duration::from_secs(1),
             dead_letter_subject: "harness.dlq".into(),
             dead_letter_stream: "HARNESS_DLQ".into(),
+            service: None,
         }
     }
 }

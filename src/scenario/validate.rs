@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Distribution, PayloadKind, Phase, Scenario};
+use super::{ConsumerMode, Distribution, PayloadKind, Phase, Scenario};
 
 /// The first invalid value found, by its dotted key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +205,26 @@ fn publish(s: &Scenario) -> Check {
 
 fn consumer(s: &Scenario) -> Check {
     let c = &s.consumer;
+    if let Some(service) = &c.service {
+        require(c.mode == ConsumerMode::External, "consumer.service", || {
+            "a service is the external consumer under test: set consumer.mode = \"external\"".into()
+        })?;
+        require(
+            service
+                .command
+                .first()
+                .is_some_and(|p| !p.trim().is_empty()),
+            "consumer.service.command",
+            || "name the program to run, such as [\"./audit-service\", \"--flag\"]".into(),
+        )?;
+        require(
+            !(service.ready_log.is_some() && service.ready_port.is_some()),
+            "consumer.service.ready_port",
+            || {
+                "give one readiness check: ready_log or ready_port (or neither, to wait for its first pull)".into()
+            },
+        )?;
+    }
     require(valid_name(&c.durable), "consumer.durable", || {
         format!(
             "`{}` is not a consumer name: no spaces, dots, `*`, `>`",
@@ -251,8 +271,9 @@ fn consumer(s: &Scenario) -> Check {
         "consumer.max_ack_pending",
         || "use -1 for unlimited, or 1 or more".into(),
     )?;
+    // The harness's own handlers; a service keeps its own timeouts.
     require(
-        c.processing_timeout <= c.ack_wait,
+        c.mode == ConsumerMode::External || c.processing_timeout <= c.ack_wait,
         "consumer.processing_timeout",
         || {
             format!(

@@ -78,6 +78,7 @@ pub fn check(s: &Scenario) -> Check {
     load(s)?;
     publish(s)?;
     consumer(s)?;
+    service(s)?;
     let d = &s.drain;
     duration("drain.timeout", d.timeout, Duration::ZERO, 7 * DAY)?;
     duration(
@@ -360,6 +361,25 @@ fn consumer(s: &Scenario) -> Check {
         duration(key, value, Duration::ZERO, DAY)?;
     }
     Ok(())
+}
+
+fn service(s: &Scenario) -> Check {
+    let Some(service) = &s.consumer.service else {
+        return Ok(());
+    };
+    let key = "consumer.service";
+    duration(
+        &format!("{key}.ready_timeout"),
+        service.ready_timeout,
+        MS,
+        HOUR,
+    )?;
+    duration(
+        &format!("{key}.stop_timeout"),
+        service.stop_timeout,
+        MS,
+        HOUR,
+    )
 }
 
 fn faults(s: &Scenario) -> Check {
