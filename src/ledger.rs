@@ -134,6 +134,11 @@ pub struct Live {
     pub dead_letters_error: AtomicU64,
     pub dead_letters_poison: AtomicU64,
     pub dead_letters_max_deliveries: AtomicU64,
+    /// The output contract: events with a result, further results, and
+    /// results whose payload hash is not the event's.
+    pub outputs: AtomicU64,
+    pub output_duplicates: AtomicU64,
+    pub output_corrupt: AtomicU64,
 }
 
 impl Live {
@@ -184,6 +189,12 @@ struct Observed {
     by_stream: HashMap<u64, u64>,
     /// Intended send time of each event, in nanoseconds since the Unix epoch.
     intended: Vec<u64>,
+    /// The seed each event's payload was built from.
+    seeds: Vec<u64>,
+    /// Results seen on the output subject, per event (saturating).
+    outputs: Vec<u8>,
+    /// Whether results are expected at all.
+    output: bool,
 }
 
 /// The state of every event of one run.
@@ -221,9 +232,14 @@ impl Ledger {
     }
 
     /// These books, also keeping what an observer of a consumer outside
-    /// the harness needs (about 40 bytes per event): see [`Ledger::event_at`].
-    pub fn observing(self) -> Ledger {
-        self.lock().observed = Some(Observed::default());
+    /// the harness needs (about 50 bytes per event): see [`Ledger::event_at`].
+    /// `output`: the consumer publishes a result per event, and a processed
+    /// event without one counts as `output_missing`.
+    pub fn observing(self, output: bool) -> Ledger {
+        self.lock().observed = Some(Observed {
+            output,
+            ..Observed::default()
+        });
         self
     }
 
@@ -236,6 +252,49 @@ impl Ledger {
         let seq = *observed.by_stream.get(&stream_sequence)?;
         let nanos = observed.intended.get(seq as usize).copied().unwrap_or(0);
         Some((seq, SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos)))
+    }
+
+    /// When event `seq` was meant to be sent, and the seed its payload was
+    /// built from. Only for books that are [`Ledger::observing`].
+    pub fn intended(&self, seq: u64) -> Option<(SystemTime, u64)> {
+        let inner = self.lock();
+        let observed = inner.observed.as_ref()?;
+        let nanos = *observed.intended.get(seq as usize)?;
+        let seed = *observed.seeds.get(seq as usize)?;
+        Some((SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos), seed))
+    }
+
+    /// A result on the output subject for event `seq`: how many it has had
+    /// before this one (0 for the first). Only for observing books.
+    pub fn output(&self, seq: u64) -> Option<u8> {
+        let mut inner = self.lock();
+        let count = inner.observed.as_mut()?.outputs.get_mut(seq as usize)?;
+        let before = *count;
+        *count = count.saturating_add(1);
+        Some(before)
+    }
+
+    /// With an output contract, fewer events have a result than are
+    /// processed: results may still be on their way.
+    pub fn results_outstanding(&self) -> bool {
+        let expected = self.lock().observed.as_ref().is_some_and(|o| o.output);
+        expected && Live::get(&self.live.outputs) < Live::get(&self.live.processed)
+    }
+
+    /// Events processed without a result on the output subject.
+    pub fn processed_without_output(&self) -> u64 {
+        let inner = self.lock();
+        let Some(observed) = inner.observed.as_ref().filter(|o| o.output) else {
+            return 0;
+        };
+        observed
+            .outputs
+            .iter()
+            .enumerate()
+            .filter(|(seq, &count)| {
+                count == 0 && inner.states.get(*seq).map(outcome) == Some(Outcome::Processed)
+            })
+            .count() as u64
     }
 
     /// The stream sequence of a published event not yet resolved.
@@ -268,8 +327,8 @@ impl Ledger {
     }
 
     /// The schedule reached event `seq` (sequence numbers come in order),
-    /// meant to be sent at `intended`.
-    pub fn schedule(&self, seq: u64, intended: SystemTime) {
+    /// meant to be sent at `intended`, its payload built from `seed`.
+    pub fn schedule(&self, seq: u64, intended: SystemTime, seed: u64) {
         let mut inner = self.lock();
         debug_assert_eq!(inner.states.len() as u64, seq);
         inner.states.push(PublishState::Scheduled as u8);
@@ -277,6 +336,8 @@ impl Ledger {
             let nanos = intended.duration_since(SystemTime::UNIX_EPOCH);
             let nanos = nanos.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
             observed.intended.push(nanos);
+            observed.seeds.push(seed);
+            observed.outputs.push(0);
         }
         Live::add(&self.live.scheduled);
     }
@@ -504,6 +565,9 @@ impl Ledger {
             redelivered: get(&live.redelivered),
             retries: get(&live.retries),
             held_back: get(&live.held_back),
+            outputs: get(&live.outputs),
+            output_duplicates: get(&live.output_duplicates),
+            output_corrupt: get(&live.output_corrupt),
             ..Accounting::default()
         }
     }
@@ -511,16 +575,20 @@ impl Ledger {
     /// Closes the books: `gone` holds the unresolved events no longer in the
     /// stream (lost); the other unresolved ones are pending.
     pub fn account(&self, gone: &[u64]) -> Accounting {
-        let inner = self.lock();
-        accounting::tally(
-            self,
-            &inner.states,
-            &inner.unresolved,
-            gone,
-            inner.last_resolved,
-            &inner.indeterminate,
-            &inner.dead_lettered,
-        )
+        let mut accounting = {
+            let inner = self.lock();
+            accounting::tally(
+                self,
+                &inner.states,
+                &inner.unresolved,
+                gone,
+                inner.last_resolved,
+                &inner.indeterminate,
+                &inner.dead_lettered,
+            )
+        };
+        accounting.output_missing = self.processed_without_output();
+        accounting
     }
 }
 

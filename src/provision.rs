@@ -36,6 +36,8 @@ pub struct Provisioned {
     /// What JetStream reports of an observed consumer, captured for the
     /// run; None when the harness runs the consumer itself.
     pub observed: Option<stream::Stream>,
+    /// The stream holding the service's results (`[consumer.output]`).
+    pub output: Option<stream::Stream>,
 }
 
 /// The stream config the scenario asks for.
@@ -313,12 +315,40 @@ pub async fn provision(js: &Context, s: &Scenario) -> Result<Provisioned, Provis
         ConsumerMode::Simulated => None,
         ConsumerMode::External => Some(fresh_stream(js, observation_config(s)).await?),
     };
+    let output = match &s.consumer.output {
+        Some(output) => Some(output_stream(js, s, &output.subject).await?),
+        None => None,
+    };
     Ok(Provisioned {
         stream,
         dead_letter,
         consumer,
         observed,
+        output,
     })
+}
+
+/// The stream that holds the results on `subject`: one of the user's that
+/// already captures it, else one the harness creates for the run.
+async fn output_stream(
+    js: &Context,
+    s: &Scenario,
+    subject: &str,
+) -> Result<stream::Stream, ProvisionError> {
+    if let Ok(name) = js.stream_by_subject(subject).await {
+        return js
+            .get_stream(&name)
+            .await
+            .map_err(|e| api(format!("stream `{name}`"))(e.to_string()));
+    }
+    let config = stream::Config {
+        name: format!("{}_OUTPUT", s.stream.name),
+        subjects: vec![subject.to_string()],
+        storage: storage(s.stream.storage),
+        num_replicas: s.stream.replicas,
+        ..Default::default()
+    };
+    fresh_stream(js, config).await
 }
 
 /// A stream created empty for this run, whatever an earlier run left.

@@ -205,7 +205,7 @@ impl Publisher {
         let mut rng = StdRng::seed_from_u64(self.seed);
         let mut over = Some(over);
         // A due event waiting for a permit (already counted held back).
-        let mut held: Option<(u64, std::time::Duration)> = None;
+        let mut held: Option<(u64, std::time::Duration, u64)> = None;
         // Events awaiting their first PubAck, and the answers' futures.
         let mut waiting = Slots::default();
         let mut answers = FuturesUnordered::new();
@@ -227,12 +227,14 @@ impl Publisher {
                 && !shared.stop.is_cancelled()
             {
                 let now = Instant::now();
-                let (seq, offset, was_held) = match held.take() {
-                    Some((seq, offset)) => (seq, offset, true),
+                let (seq, offset, seed, was_held) = match held.take() {
+                    Some((seq, offset, seed)) => (seq, offset, seed, true),
                     None => match schedule.next_if(|&(_, offset)| at(offset) <= now) {
                         Some((seq, offset)) => {
-                            shared.ledger.schedule(seq, intended_wall(offset));
-                            (seq, offset, false)
+                            // The seed of its payload and retry jitter.
+                            let seed = rng.random();
+                            shared.ledger.schedule(seq, intended_wall(offset), seed);
+                            (seq, offset, seed, false)
                         }
                         None => break,
                     },
@@ -241,7 +243,7 @@ impl Publisher {
                     if !was_held {
                         shared.ledger.held_back();
                     }
-                    held = Some((seq, offset));
+                    held = Some((seq, offset, seed));
                     break;
                 };
                 let due = at(offset);
@@ -252,7 +254,7 @@ impl Publisher {
                     seq,
                     due,
                     intended_wall: intended_wall(offset),
-                    seed: rng.random(),
+                    seed,
                     _permit: permit,
                 };
                 let sent_at = Instant::now();

@@ -6,54 +6,7 @@ mod common;
 
 use std::process::{Child, Command, Stdio};
 
-use common::NatsServer;
-
-/// The example service, built once per test binary (`cargo test` builds
-/// examples too, but not when only some tests are asked for).
-fn example(name: &str) -> std::path::PathBuf {
-    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args([
-            "build",
-            "--quiet",
-            "--example",
-            name,
-            "--manifest-path",
-            manifest,
-        ]);
-        // What cargo sets for a test process, left out: build scripts that
-        // track such a variable would rebuild their crate for a change.
-        for (key, _) in std::env::vars() {
-            let set_for_tests = [
-                "CARGO_MANIFEST_",
-                "CARGO_PKG_",
-                "CARGO_CRATE_",
-                "CARGO_BIN_",
-            ]
-            .iter()
-            .any(|prefix| key.starts_with(prefix))
-                || [
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_TARGET_TMPDIR",
-                    "CARGO_RUSTC_CURRENT_DIR",
-                ]
-                .contains(&key.as_str());
-            if set_for_tests {
-                cargo.env_remove(key);
-            }
-        }
-        let status = cargo.status().expect("cargo runs");
-        assert!(status.success(), "cannot build the example {name}");
-    });
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps");
-    profile_dir.join("examples").join(name)
-}
+use common::{example, NatsServer};
 
 /// The service's process, killed when the test ends however it ends.
 struct Service(Child);
@@ -265,4 +218,168 @@ async fn a_service_that_is_never_ready_is_an_infrastructure_error() {
         "{message}"
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// A scenario whose service the harness runs: `program` from examples/,
+/// `env` its extra environment, `extra` more TOML (faults, criteria).
+fn service_scenario(
+    stream: &str,
+    durable: &str,
+    program: &str,
+    env: &str,
+    output: bool,
+    extra: &str,
+) -> String {
+    let scenario = scenario(stream, durable).replace(
+        "[drain]",
+        &format!(
+            "ack_wait = \"2s\"\n{}[drain]",
+            if output {
+                format!("[consumer.output]\nsubject = \"{durable}_results.events\"\n")
+            } else {
+                String::new()
+            }
+        ),
+    );
+    format!(
+        "{scenario}[consumer.service]\ncommand = [\"{}\"]\nenv = {{ {env} }}\nlog = \"{}\"\n{extra}",
+        example(program).display(),
+        std::env::temp_dir()
+            .join(format!("harness-test-{durable}.log"))
+            .display(),
+    )
+}
+
+/// With an output contract, every event has its one result, with the hash
+/// of its own payload; end to end runs to the result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_has_its_one_result_with_the_output_contract() {
+    let server = NatsServer::start().await;
+    let text = service_scenario("OUT", "out", "audit_consumer", "", true, "");
+    let report = common::run_to_report(common::run_config(&text, &server, "ext6")).await;
+    let c = &report.counts;
+    assert_eq!(
+        (
+            c.processed,
+            c.outputs,
+            c.output_duplicates,
+            c.output_corrupt,
+            c.output_missing
+        ),
+        (600, 600, 0, 0, 0),
+        "{c:#?}"
+    );
+    assert_eq!(report.latency["end_to_end"].count, 600);
+    assert!(report.passed, "{:#?}", report.criteria);
+}
+
+/// Results twice, with a wrong hash, and deliveries dropped unacked: the
+/// harness reports each exactly. The nth delivery counts redeliveries, so
+/// 612 deliveries carry the 600 events: 12 dropped (n = 50, 100, ..., 600)
+/// and delivered again; of the acked ones, 49 have two results (n a
+/// multiple of 10 but not of 50) and 12 a corrupt one (of 25 but not 50).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_corrupt_and_dropped_results_are_counted_exactly() {
+    let server = NatsServer::start().await;
+    let env =
+        "FAULTY_DROP_EVERY = \"50\", FAULTY_TWICE_EVERY = \"10\", FAULTY_CORRUPT_EVERY = \"25\"";
+    let text = service_scenario("FAULTY", "faulty", "faulty_consumer", env, true, "");
+    let report = common::run_to_report(common::run_config(&text, &server, "ext7")).await;
+    let c = &report.counts;
+    assert!(c.invariants_hold(), "{:?}", c.invariants);
+    assert_eq!(
+        (c.processed, c.lost, c.pending, c.redelivered),
+        (600, 0, 0, 12),
+        "{c:#?}"
+    );
+    assert_eq!(
+        (
+            c.outputs,
+            c.output_duplicates,
+            c.output_corrupt,
+            c.output_missing
+        ),
+        (600, 49, 12, 0),
+        "{c:#?}"
+    );
+}
+
+/// A service that crashes at its 301st message: the 300 events it acked
+/// are processed, the rest stay in the stream, pending; the report says
+/// it exited on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_service_leaves_the_rest_pending_and_is_named() {
+    let server = NatsServer::start().await;
+    let text = service_scenario(
+        "CRASH",
+        "crash",
+        "faulty_consumer",
+        "FAULTY_CRASH_AT = \"301\"",
+        false,
+        "",
+    )
+    .replace("timeout = \"20s\"", "timeout = \"3s\"");
+    let report = common::run_to_report(common::run_config(&text, &server, "ext8")).await;
+    let c = &report.counts;
+    assert!(c.invariants_hold(), "{:?}", c.invariants);
+    assert_eq!((c.processed, c.pending, c.lost), (300, 300, 0), "{c:#?}");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("exited on its own") && w.contains("exit code 1")),
+        "{:?}",
+        report.warnings
+    );
+    assert!(!report.passed);
+}
+
+/// A service that stops reading but stays up: the consumer is stuck, and
+/// the run fails for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_service_is_reported_stuck() {
+    let server = NatsServer::start().await;
+    let text = service_scenario(
+        "HUNG",
+        "hung",
+        "faulty_consumer",
+        "FAULTY_HANG_AT = \"301\"",
+        false,
+        "[recovery]\nstuck_after = \"1s\"\n",
+    )
+    .replace("timeout = \"20s\"", "timeout = \"4s\"");
+    let report = common::run_to_report(common::run_config(&text, &server, "ext9")).await;
+    let c = &report.counts;
+    assert_eq!((c.processed, c.pending), (300, 300), "{c:#?}");
+    assert!(report.consumer_stuck.is_some(), "{:?}", report.warnings);
+    assert!(!report.passed);
+}
+
+/// A service that acks an event and crashes before its result: JetStream
+/// counts it acked, so only the output contract shows the event lost. The
+/// 299 events before it have their results, the rest wait in the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_acked_then_lost_by_a_crash_is_output_missing() {
+    let server = NatsServer::start().await;
+    let text = service_scenario(
+        "LOSE",
+        "lose",
+        "faulty_consumer",
+        "FAULTY_LOSE_AT = \"300\"",
+        true,
+        "[criteria]\nchecks = [\"output_missing == 0\"]\n",
+    )
+    .replace("timeout = \"20s\"", "timeout = \"3s\"");
+    let report = common::run_to_report(common::run_config(&text, &server, "ext10")).await;
+    let c = &report.counts;
+    assert!(c.invariants_hold(), "{:?}", c.invariants);
+    assert_eq!(
+        (c.processed, c.outputs, c.output_missing, c.pending, c.lost),
+        (300, 299, 1, 300, 0),
+        "{c:#?}"
+    );
+    let missing = &report.criteria[0];
+    assert_eq!((missing.actual, missing.passed), (Some(1.0), false));
+    assert_eq!(report.consumer.service_exits.len(), 1);
+    assert!(!report.passed);
 }

@@ -41,6 +41,21 @@ fn shortened(mut s: Scenario) -> Scenario {
     s.consumer.timeout_ratio = 0.0;
     s.consumer.error_ratio = 0.0;
     s.drain.timeout = std::time::Duration::from_secs(30);
+    // A service the scenario runs: the example built for the tests, its
+    // log kept out of the working directory.
+    if let Some(service) = &mut s.consumer.service {
+        let program = Path::new(&service.command[0]);
+        if let Some(name) = program
+            .file_name()
+            .filter(|_| program.starts_with("target"))
+        {
+            service.command[0] = common::example(&name.to_string_lossy())
+                .display()
+                .to_string();
+        }
+        service.log =
+            Some(std::env::temp_dir().join(format!("harness-test-rerun-{}.log", s.stream.name)));
+    }
     s
 }
 

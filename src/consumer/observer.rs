@@ -10,6 +10,11 @@
 //!   service's replies. A TERMed event is resolved by its dead-letter copy.
 //! - A copy on the dead-letter subject that carries the event's id in
 //!   `Harness-Event-Id`: the event is dead-lettered.
+//! - With an output contract (`[consumer.output]`), a result that carries
+//!   the event's id: the first gives the event's true end-to-end latency
+//!   (its intended send time to the result's arrival in its stream), any
+//!   more are duplicates, and one whose `Harness-Payload-Sha256` is not the
+//!   hash of the event's payload (rebuilt from its seed) is corrupt.
 //!
 //! Metrics and advisories are captured into a stream before the run starts
 //! (see [`crate::provision::observation_config`]), so that a slow observer
@@ -27,6 +32,7 @@ use std::time::{Duration, SystemTime};
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::stream::Stream;
 use futures::StreamExt;
+use rand::SeedableRng;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +46,10 @@ pub struct Sources {
     pub observed: Stream,
     /// The dead-letter stream, read from its end as the run starts.
     pub dead_letter: Stream,
+    /// The stream of the service's results, with an output contract.
+    pub output: Option<Stream>,
+    /// Builds an event's payload again, for the results' hash check.
+    pub payloads: event::PayloadBuilder,
     pub ledger: Arc<Ledger>,
     pub stats: Arc<Stats>,
 }
@@ -100,6 +110,7 @@ pub struct Observer {
     sources: Sources,
     reports: pull::Ordered,
     copies: pull::Ordered,
+    results: Option<pull::Ordered>,
     /// Reports whose stream sequence no PubAck has named yet.
     early: HashMap<u64, Vec<Report>>,
     /// Copies seen on the dead-letter stream.
@@ -119,10 +130,15 @@ impl Observer {
     pub async fn open(sources: Sources) -> Result<Observer, String> {
         let reports = ordered(&sources.observed, DeliverPolicy::All).await?;
         let copies = ordered(&sources.dead_letter, DeliverPolicy::New).await?;
+        let results = match &sources.output {
+            Some(output) => Some(ordered(output, DeliverPolicy::New).await?),
+            None => None,
+        };
         Ok(Observer {
             sources,
             reports,
             copies,
+            results,
             early: HashMap::new(),
             copies_seen: Arc::default(),
         })
@@ -157,6 +173,11 @@ impl Observer {
                 next = self.copies.next() => match next {
                     Some(Ok(message)) => self.copy(message.headers.as_ref()),
                     Some(Err(e)) => tracing::debug!(error = %e, "observer: reading dead letters"),
+                    None => break,
+                },
+                next = next_result(&mut self.results) => match next {
+                    Some(Ok(message)) => self.result(&message),
+                    Some(Err(e)) => tracing::debug!(error = %e, "observer: reading results"),
                     None => break,
                 },
                 _ = retry.tick() => {
@@ -225,7 +246,8 @@ impl Observer {
                 ledger.processed(seq, stream_seq);
                 let processing = Duration::from_nanos(metric.ack_time.max(0) as u64);
                 self.sources.stats.record(Latency::Processing, processing);
-                if metric.deliveries == 1 {
+                // With results, end to end runs to the result instead.
+                if metric.deliveries == 1 && self.sources.output.is_none() {
                     self.end_to_end(&metric.timestamp, processing, intended);
                 }
             }
@@ -266,6 +288,47 @@ impl Observer {
         }
     }
 
+    /// A result on the output subject.
+    fn result(&self, message: &async_nats::jetstream::Message) {
+        let ledger = &self.sources.ledger;
+        let live = &ledger.live;
+        let headers = message.headers.as_ref();
+        let seq = headers
+            .and_then(|h| h.get(event::DLQ_EVENT_ID))
+            .and_then(|id| ledger.parse_event_id(id.as_str()))
+            .filter(|&seq| ledger.is_scheduled(seq));
+        let (Some(seq), Some(before)) = (seq, seq.and_then(|seq| ledger.output(seq))) else {
+            ledger.unexpected();
+            return;
+        };
+        let Some((intended, seed)) = ledger.intended(seq) else {
+            return;
+        };
+        if before == 0 {
+            Live::add(&live.outputs);
+            let arrived = message.info().ok().map(|info| {
+                let nanos = info.published.unix_timestamp_nanos().max(0) as u64;
+                SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos)
+            });
+            match arrived.map(|at| at.duration_since(intended)) {
+                Some(Ok(age)) => self.sources.stats.record(Latency::EndToEnd, age),
+                Some(Err(_)) => Live::add(&live.intended_out_of_range),
+                None => {}
+            }
+        } else {
+            Live::add(&live.output_duplicates);
+        }
+        let claimed = headers.and_then(|h| h.get(PAYLOAD_SHA256));
+        if let Some(claimed) = claimed {
+            let id = ledger.event_id(seq);
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let payload = self.sources.payloads.build(&id, seq, intended, &mut rng);
+            if !claimed.as_str().eq_ignore_ascii_case(&sha256_hex(&payload)) {
+                Live::add(&live.output_corrupt);
+            }
+        }
+    }
+
     /// A copy on the dead-letter stream.
     fn copy(&self, headers: Option<&async_nats::HeaderMap>) {
         self.copies_seen.fetch_add(1, Ordering::Relaxed);
@@ -291,6 +354,28 @@ impl Observer {
             .and_then(|h| h.get(event::DLQ_REASON))
             .map_or("service", |v| v.as_str());
         ledger.dead_lettered(seq, stream_seq, reason);
+    }
+}
+
+/// The header of a result that carries the SHA-256 of the event's payload,
+/// in hex.
+pub const PAYLOAD_SHA256: &str = "Harness-Payload-Sha256";
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The next result, or never without an output contract.
+async fn next_result(
+    results: &mut Option<pull::Ordered>,
+) -> Option<<pull::Ordered as futures::Stream>::Item> {
+    match results {
+        Some(results) => results.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -34,6 +34,19 @@ pub struct Accounting {
     pub redelivered: u64,
     pub retries: u64,
     pub held_back: u64,
+    /// The output contract (an external consumer's `[consumer.output]`):
+    /// events with at least one result.
+    #[serde(default)]
+    pub outputs: u64,
+    /// Results beyond the first for an event.
+    #[serde(default)]
+    pub output_duplicates: u64,
+    /// Results whose payload hash is not the event's.
+    #[serde(default)]
+    pub output_corrupt: u64,
+    /// Processed events without a result by the end.
+    #[serde(default)]
+    pub output_missing: u64,
     /// The first ids of each kind, so a failure can be chased.
     pub samples: Samples,
     pub invariants: Vec<Invariant>,
@@ -94,6 +107,9 @@ pub(super) fn tally(
         redelivered: Live::get(&live.redelivered),
         retries: Live::get(&live.retries),
         held_back: Live::get(&live.held_back),
+        outputs: Live::get(&live.outputs),
+        output_duplicates: Live::get(&live.output_duplicates),
+        output_corrupt: Live::get(&live.output_corrupt),
         ..Accounting::default()
     };
     let mut samples = Samples {

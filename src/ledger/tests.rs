@@ -3,7 +3,7 @@ use super::*;
 fn ledger_with(n: u64) -> Ledger {
     let ledger = Ledger::new("r1");
     for seq in 0..n {
-        ledger.schedule(seq, std::time::SystemTime::now());
+        ledger.schedule(seq, std::time::SystemTime::now(), seq);
     }
     ledger
 }

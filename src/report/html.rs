@@ -464,7 +464,7 @@ fn accounting(out: &mut String, r: &Report) {
     out.push_str(
         "<h2>Accounting</h2>\n<table id=\"accounting\"><tr><th>count</th><th>events</th></tr>",
     );
-    let rows: [(&str, u64); 22] = [
+    let mut rows: Vec<(&str, u64)> = vec![
         ("scheduled", c.scheduled),
         ("published", c.published),
         ("deduplicated", c.deduplicated),
@@ -488,8 +488,25 @@ fn accounting(out: &mut String, r: &Report) {
         ("held_back", c.held_back),
         ("garbage_sent", r.garbage_sent),
     ];
+    if r.has_output_contract() {
+        rows.extend([
+            ("outputs", c.outputs),
+            ("output_missing", c.output_missing),
+            ("output_duplicates", c.output_duplicates),
+            ("output_corrupt", c.output_corrupt),
+        ]);
+    }
     for (name, value) in rows {
-        let bad = value > 0 && matches!(name, "lost" | "lost_mid_run" | "lost_tail" | "collisions");
+        let bad = value > 0
+            && matches!(
+                name,
+                "lost"
+                    | "lost_mid_run"
+                    | "lost_tail"
+                    | "collisions"
+                    | "output_missing"
+                    | "output_corrupt"
+            );
         let _ = write!(
             out,
             "<tr><td>{name}</td><td class=\"n{}\">{value}</td></tr>",

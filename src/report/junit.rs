@@ -1,8 +1,9 @@
 //! The report as JUnit XML (`--report-junit`), for CI systems that show
 //! test results: one test suite per run, one test case per criterion, per
 //! accounting invariant, and for the run itself (completed, consumer never
-//! stuck), each failing as the verdict does. The terminal summary rides
-//! along as the suite's system-out.
+//! stuck, a service the harness ran never exited on its own), each failing
+//! as the verdict does. The terminal summary rides along as the suite's
+//! system-out.
 
 use std::fmt::Write;
 
@@ -59,6 +60,14 @@ fn cases(report: &Report) -> Vec<Case> {
             )
         }),
     });
+    if report.consumer.service_log.is_some() {
+        let exits = &report.consumer.service_exits;
+        cases.push(Case {
+            class: "run",
+            name: "the service under test never exited on its own".into(),
+            failure: (!exits.is_empty()).then(|| exits.join("; ")),
+        });
+    }
     cases
 }
 

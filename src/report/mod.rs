@@ -235,6 +235,10 @@ pub struct ConsumerState {
     /// The log of the service the harness ran as the consumer under test.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_log: Option<String>,
+    /// Each time that service exited on its own (no fault stopped it),
+    /// with its exit status: the run fails for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_exits: Vec<String>,
 }
 
 /// Text safe in XML, SVG and HTML attributes and content; characters XML
@@ -257,6 +261,15 @@ pub fn escape(text: &str) -> String {
 }
 
 impl Report {
+    /// The consumer under test published a result per event
+    /// (`[consumer.output]`), so the report has the output counts.
+    pub fn has_output_contract(&self) -> bool {
+        self.config
+            .get("consumer")
+            .and_then(|c| c.get("output"))
+            .is_some_and(|o| !o.is_null())
+    }
+
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         output::write_atomically(path, (text + "\n").as_bytes())

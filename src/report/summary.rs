@@ -25,7 +25,7 @@ pub fn render(report: &Report) -> String {
         },
         report.target.url,
     );
-    let rows: [(&str, Vec<(&str, u64)>); 3] = [
+    let mut rows: Vec<(&str, Vec<(&str, u64)>)> = vec![
         (
             "publish",
             vec![
@@ -62,6 +62,17 @@ pub fn render(report: &Report) -> String {
             ],
         ),
     ];
+    if report.has_output_contract() {
+        rows.push((
+            "results",
+            vec![
+                ("events with one", c.outputs),
+                ("missing", c.output_missing),
+                ("duplicates", c.output_duplicates),
+                ("corrupt", c.output_corrupt),
+            ],
+        ));
+    }
     for (title, cells) in rows {
         let cells: Vec<String> = cells.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "  {title:<10} {}", cells.join(" · "));

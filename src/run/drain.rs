@@ -82,12 +82,14 @@ impl Experiment {
         }
     }
 
-    /// Every publish answered and every published event resolved. With
+    /// Every publish answered, every published event resolved and, with an
+    /// output contract, every processed event's result in. With
     /// garbage thrown in, the consumer must also have emptied its backlog
     /// (garbage is no event, so only the idle check in the loop sees it).
     fn settled(&self) -> bool {
         self.actors.publisher.in_flight() == 0
             && self.books.ledger.unresolved_count() == 0
+            && !self.books.ledger.results_outstanding()
             && self.config.scenario.load.garbage.is_none()
     }
 
@@ -112,6 +114,12 @@ impl Experiment {
                 .under_test
                 .service()
                 .map(|s| s.log().display().to_string()),
+            service_exits: self
+                .actors
+                .under_test
+                .service()
+                .map(|s| s.exits())
+                .unwrap_or_default(),
             acks_confirmed,
             dead_letter_copies: self.actors.under_test.dead_letter_copies(),
         }

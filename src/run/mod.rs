@@ -181,15 +181,17 @@ async fn run_measured(
     // Until the load begins, a signal ends the run at once: starting or
     // reaching a server can hang for as long as its timeouts allow.
     let interrupt = signals.interrupt.clone();
+    // Both futures are large; boxed, they live on the heap and not on the
+    // stack of whatever awaits a run (a test's thread has 2 MiB).
     let experiment = tokio::select! {
-        experiment = prepare(config, signals) => experiment?,
+        experiment = Box::pin(prepare(config, signals)) => experiment?,
         _ = interrupt.cancelled() => {
             return Err(HarnessError::Interrupted("while setting up the run"));
         }
     };
     let (mut experiment, cluster) = experiment;
     experiment.warmup = warmup;
-    let finished = experiment.execute().await;
+    let finished = Box::pin(experiment.execute()).await;
     // The fault timeline has ended, so this is the last handle; were it not,
     // the cluster's Drop still stops every node.
     if let Some(cluster) = cluster.and_then(|c| Arc::try_unwrap(c).ok()) {

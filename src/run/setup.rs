@@ -173,7 +173,7 @@ impl Experiment {
         let ledger = Ledger::new(config.run_id.clone());
         let ledger = Arc::new(match s.consumer.mode {
             ConsumerMode::Simulated => ledger,
-            ConsumerMode::External => ledger.observing(),
+            ConsumerMode::External => ledger.observing(s.consumer.output.is_some()),
         });
         let panics = crate::panics::Panics::default();
         // Recovery after faults is judged on recent end-to-end latencies.
@@ -203,6 +203,8 @@ impl Experiment {
                 let sources = Sources {
                     observed: observed.clone(),
                     dead_letter: provisioned.dead_letter.clone(),
+                    output: provisioned.output.clone(),
+                    payloads: crate::event::PayloadBuilder::new(&s.load.payload),
                     ledger: ledger.clone(),
                     stats: stats.clone(),
                 };
@@ -311,6 +313,9 @@ fn service_env(s: &Scenario, url: &str) -> Vec<(String, String)> {
             s.consumer.dead_letter_subject.clone(),
         ),
     ];
+    if let Some(output) = &s.consumer.output {
+        env.push(("HARNESS_OUTPUT_SUBJECT".to_string(), output.subject.clone()));
+    }
     let t = &s.target;
     let logins = [
         ("NATS_USER", t.user.clone()),

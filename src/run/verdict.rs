@@ -136,6 +136,12 @@ fn warnings(report: &Report, reconnects: u64, mut warnings: Vec<String>) -> Vec<
             stuck.for_secs, stuck.since_secs, stuck.pending
         ));
     }
+    for exit in &report.consumer.service_exits {
+        warnings.push(format!(
+            "the service exited on its own during the run ({exit}); the run fails; its log: {}",
+            report.consumer.service_log.as_deref().unwrap_or("not kept")
+        ));
+    }
     let unrecovered: Vec<String> = report
         .faults
         .iter()
@@ -219,6 +225,7 @@ pub fn build(
         && report.aborted_by.is_none()
         && report.counts.invariants_hold()
         && report.consumer_stuck.is_none()
+        && report.consumer.service_exits.is_empty()
         && report.panics.is_empty()
         && report.criteria.iter().all(|c| c.passed);
     report
@@ -261,14 +268,6 @@ impl Experiment {
                 Vec::new()
             }
         };
-        if let Some(service) = self.actors.under_test.service() {
-            for exit in service.exits() {
-                warnings.push(format!(
-                    "the service exited on its own during the run ({exit}); its log: {}",
-                    service.log().display()
-                ));
-            }
-        }
         let accounting = self.books.ledger.account(&gone);
         let series = self.series_with_marks(&ending, load_time, &faults);
         let facts = Facts {

@@ -548,6 +548,19 @@ pub struct Consumer {
     /// External mode: the service the harness starts, watches and stops.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+    /// External mode: where the service publishes a result per event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Output>,
+}
+
+/// The output contract of an external consumer: for each event it
+/// processes, the service publishes a result to `subject` that carries the
+/// event's id in `Harness-Event-Id` and, to have it checked, the SHA-256 of
+/// the event's payload in `Harness-Payload-Sha256`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    pub subject: String,
 }
 
 /// The user's service, run by the harness as the external consumer under
@@ -608,6 +621,7 @@ impl Default for Consumer {
             dead_letter_subject: "harness.dlq".into(),
             dead_letter_stream: "HARNESS_DLQ".into(),
             service: None,
+            output: None,
         }
     }
 }

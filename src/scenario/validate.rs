@@ -205,6 +205,31 @@ fn publish(s: &Scenario) -> Check {
 
 fn consumer(s: &Scenario) -> Check {
     let c = &s.consumer;
+    if let Some(output) = &c.output {
+        require(c.mode == ConsumerMode::External, "consumer.output", || {
+            "results come from a service: set consumer.mode = \"external\"".into()
+        })?;
+        require(
+            valid_subject(&output.subject, false),
+            "consumer.output.subject",
+            || format!("`{}` is not a subject to publish to", output.subject),
+        )?;
+        require(
+            !s.stream
+                .subjects
+                .iter()
+                .any(|p| subject_matches(p, &output.subject))
+                && output.subject != c.dead_letter_subject,
+            "consumer.output.subject",
+            || {
+                format!(
+                    "`{}` is captured by stream.subjects or is the dead-letter subject: \
+                     results must go elsewhere",
+                    output.subject
+                )
+            },
+        )?;
+    }
     if let Some(service) = &c.service {
         require(c.mode == ConsumerMode::External, "consumer.service", || {
             "a service is the external consumer under test: set consumer.mode = \"external\"".into()

@@ -184,3 +184,50 @@ impl Drop for ConfiguredServer {
         let _ = self.child.wait();
     }
 }
+
+/// An example service, the examples all built once per test binary
+/// (`cargo test` builds examples too, but not when only some tests are
+/// asked for).
+pub fn example(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo.args([
+            "build",
+            "--quiet",
+            "--examples",
+            "--manifest-path",
+            manifest,
+        ]);
+        // What cargo sets for a test process, left out: build scripts that
+        // track such a variable would rebuild their crate for a change.
+        for (key, _) in std::env::vars() {
+            let set_for_tests = [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+                || [
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                ]
+                .contains(&key.as_str());
+            if set_for_tests {
+                cargo.env_remove(key);
+            }
+        }
+        let status = cargo.status().expect("cargo runs");
+        assert!(status.success(), "cannot build the examples");
+    });
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    profile_dir.join("examples").join(name)
+}
