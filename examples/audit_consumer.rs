@@ -23,8 +23,8 @@ use support::{Handling, Settings};
 async fn main() {
     let served = match (Settings::from_env(), support::number("AUDIT_FAIL_EVERY")) {
         (Ok(settings), Ok(fail_every)) => {
-            support::serve("audit_consumer", settings, |n| {
-                if fail_every > 0 && n.is_multiple_of(fail_every) {
+            support::serve("audit_consumer", settings, |d| {
+                if fail_every > 0 && d.n.is_multiple_of(fail_every) {
                     Handling::DeadLetter
                 } else {
                     Handling::Ack {

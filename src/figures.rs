@@ -143,6 +143,7 @@ pub const CATALOGUE: &[Named] = &[
     count("redelivered", |f| f.counts.redelivered as f64, "harness_redeliveries_total"),
     count("retries", |f| f.counts.retries as f64, "harness_publish_retries_total"),
     count("held_back", |f| f.counts.held_back as f64, "harness_events_held_back_total"),
+    plain("exhausted", Kind::Count, |f| f.counts.exhausted as f64),
     plain("outputs", Kind::Count, |f| f.counts.outputs as f64),
     plain("output_duplicates", Kind::Count, |f| f.counts.output_duplicates as f64),
     plain("output_corrupt", Kind::Count, |f| f.counts.output_corrupt as f64),

@@ -109,6 +109,8 @@ pub struct Live {
     pub indeterminate: AtomicU64,
     pub retries: AtomicU64,
     pub held_back: AtomicU64,
+    /// Events whose deliveries ran out (the MAX_DELIVERIES advisory).
+    pub exhausted: AtomicU64,
     pub processed: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub duplicates: AtomicU64,
@@ -565,6 +567,7 @@ impl Ledger {
             redelivered: get(&live.redelivered),
             retries: get(&live.retries),
             held_back: get(&live.held_back),
+            exhausted: get(&live.exhausted),
             outputs: get(&live.outputs),
             output_duplicates: get(&live.output_duplicates),
             output_corrupt: get(&live.output_corrupt),

@@ -274,10 +274,10 @@ async fn every_event_has_its_one_result_with_the_output_contract() {
 }
 
 /// Results twice, with a wrong hash, and deliveries dropped unacked: the
-/// harness reports each exactly. The nth delivery counts redeliveries, so
-/// 612 deliveries carry the 600 events: 12 dropped (n = 50, 100, ..., 600)
-/// and delivered again; of the acked ones, 49 have two results (n a
-/// multiple of 10 but not of 50) and 12 a corrupt one (of 25 but not 50).
+/// harness reports each exactly. Picked by stream sequence (1 to 600): the
+/// 12 multiples of 50 are dropped at their first delivery and acked at
+/// their second, the 60 multiples of 10 have two results, and the 24
+/// multiples of 25 a first result with a wrong hash.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicated_corrupt_and_dropped_results_are_counted_exactly() {
     let server = NatsServer::start().await;
@@ -299,7 +299,7 @@ async fn duplicated_corrupt_and_dropped_results_are_counted_exactly() {
             c.output_corrupt,
             c.output_missing
         ),
-        (600, 49, 12, 0),
+        (600, 60, 24, 0),
         "{c:#?}"
     );
 }
@@ -382,4 +382,31 @@ async fn an_event_acked_then_lost_by_a_crash_is_output_missing() {
     assert_eq!((missing.actual, missing.passed), (Some(1.0), false));
     assert_eq!(report.consumer.service_exits.len(), 1);
     assert!(!report.passed);
+}
+
+/// Messages the service never acks (every 50th stream sequence) run out of
+/// their two deliveries: the server says so, and the harness counts each
+/// exhausted once, still pending in the stream. (Their second deliveries
+/// timed out unanswered: JetStream reports no such delivery, so they are
+/// not counted redelivered.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_run_out_exactly_for_the_messages_never_acked() {
+    let server = NatsServer::start().await;
+    let text = service_scenario(
+        "NEVER",
+        "never",
+        "faulty_consumer",
+        "FAULTY_NEVER_EVERY = \"50\"",
+        false,
+        "",
+    )
+    .replace("ack_wait = \"2s\"", "ack_wait = \"1s\"\nmax_deliver = 2");
+    let report = common::run_to_report(common::run_config(&text, &server, "ext11")).await;
+    let c = &report.counts;
+    assert!(c.invariants_hold(), "{:?}", c.invariants);
+    assert_eq!(
+        (c.processed, c.exhausted, c.pending, c.lost),
+        (588, 12, 12, 0),
+        "{c:#?}"
+    );
 }

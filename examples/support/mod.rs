@@ -66,12 +66,23 @@ pub enum Handling {
     Hang,
 }
 
-/// Pulls batches from the durable until SIGTERM or Ctrl+C, handling the
-/// nth message (from 1) as `decide(n)` says.
+/// One delivery, as a service's policy sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    /// The nth message this process received, from 1, redeliveries included.
+    pub n: u64,
+    /// Its stream sequence.
+    pub stream_sequence: u64,
+    /// Its delivery count: 1 at its first delivery.
+    pub delivered: i64,
+}
+
+/// Pulls batches from the durable until SIGTERM or Ctrl+C, handling each
+/// delivery as `decide` says.
 pub async fn serve(
     name: &str,
     settings: Settings,
-    mut decide: impl FnMut(u64) -> Handling,
+    mut decide: impl FnMut(Delivery) -> Handling,
 ) -> Result<(), String> {
     let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
@@ -124,7 +135,15 @@ pub async fn serve(
             None => break,
         };
         seen += 1;
-        match decide(seen) {
+        let (stream_sequence, delivered) = message
+            .info()
+            .map_or((0, 0), |info| (info.stream_sequence, info.delivered));
+        let delivery = Delivery {
+            n: seen,
+            stream_sequence,
+            delivered,
+        };
+        match decide(delivery) {
             Handling::Ack { results, corrupt } => {
                 publish_results(&js, &settings, &message, results, corrupt).await;
                 if let Err(e) = message.ack().await {
@@ -168,7 +187,8 @@ fn event_id(message: &Message) -> Option<String> {
 }
 
 /// `results` results for `message`, each naming its event and the hash of
-/// its payload (a wrong one if `corrupt`), each stored before the ack.
+/// its payload (a wrong one in the first if `corrupt`), each stored before
+/// the ack.
 async fn publish_results(
     js: &jetstream::Context,
     settings: &Settings,
@@ -179,12 +199,13 @@ async fn publish_results(
     let Some(subject) = &settings.output else {
         return;
     };
-    let mut hash: Vec<u8> = sha2::Sha256::digest(&message.payload).to_vec();
-    if corrupt {
-        hash[0] ^= 0xff;
-    }
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    for _ in 0..results {
+    let hash: Vec<u8> = sha2::Sha256::digest(&message.payload).to_vec();
+    for result in 0..results {
+        let mut hash = hash.clone();
+        if corrupt && result == 0 {
+            hash[0] ^= 0xff;
+        }
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
         let mut headers = HeaderMap::new();
         if let Some(id) = event_id(message) {
             headers.insert(EVENT_ID, id.as_str());

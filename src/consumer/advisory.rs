@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::dead_letter::Original;
 use super::DeadLetters;
 use crate::event;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Live};
 
 #[derive(Debug, Deserialize)]
 struct MaxDeliveries {
@@ -78,6 +78,9 @@ async fn exhausted(
         stream_seq: seq,
         deliveries: advisory.deliveries,
     };
+    if event.is_some() {
+        Live::add(&ledger.live.exhausted);
+    }
     let stored = dead_letters.store(original, event, "max_deliveries").await;
     match stored {
         Ok(()) => tracing::info!(

@@ -263,6 +263,9 @@ impl Observer {
                 Live::add(&live.terms);
             }
             Report::Exhausted(advisory) => {
+                // Never delivered again: it stays in the stream, pending,
+                // unless the service dead-letters it some other way.
+                Live::add(&live.exhausted);
                 tracing::debug!(
                     event_id = %ledger.event_id(seq),
                     deliveries = advisory.deliveries,

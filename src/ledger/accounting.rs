@@ -34,6 +34,10 @@ pub struct Accounting {
     pub redelivered: u64,
     pub retries: u64,
     pub held_back: u64,
+    /// Events whose deliveries ran out (max_deliver): the harness's own
+    /// consumer then dead-letters them; a service may leave them pending.
+    #[serde(default)]
+    pub exhausted: u64,
     /// The output contract (an external consumer's `[consumer.output]`):
     /// events with at least one result.
     #[serde(default)]
@@ -107,6 +111,7 @@ pub(super) fn tally(
         redelivered: Live::get(&live.redelivered),
         retries: Live::get(&live.retries),
         held_back: Live::get(&live.held_back),
+        exhausted: Live::get(&live.exhausted),
         outputs: Live::get(&live.outputs),
         output_duplicates: Live::get(&live.output_duplicates),
         output_corrupt: Live::get(&live.output_corrupt),

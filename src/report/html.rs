@@ -484,6 +484,7 @@ fn accounting(out: &mut String, r: &Report) {
         ("duplicates", c.duplicates),
         ("stream_duplicates", c.stream_duplicates),
         ("redelivered", c.redelivered),
+        ("exhausted", c.exhausted),
         ("retries", c.retries),
         ("held_back", c.held_back),
         ("garbage_sent", r.garbage_sent),

@@ -56,6 +56,7 @@ pub fn render(report: &Report) -> String {
             "delivery",
             vec![
                 ("redelivered", c.redelivered),
+                ("exhausted", c.exhausted),
                 ("duplicates", c.duplicates),
                 ("stream duplicates", c.stream_duplicates),
                 ("unexpected", c.unexpected),
