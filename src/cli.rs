@@ -105,6 +105,21 @@ pub enum Command {
     /// Exit codes: 0 nothing regressed · 1 a figure regressed · 2 bad usage,
     /// an unreadable report, or reports that cannot be compared.
     Compare(CompareArgs),
+    /// Merge the reports of a run's shards into one report and one verdict.
+    ///
+    /// Each shard (`harness run --shard K/N --report-json ...`) accounted
+    /// for its own events; the merged counts are their sums, each latency
+    /// comes from the sum of the shards' HDR histograms (exact, never an
+    /// average of percentiles), the series line up on the absolute
+    /// timeline, and the scenario's criteria are evaluated once, on the
+    /// merged figures. A missing shard, a shard given twice, or a report
+    /// of another run, scenario or shard count fails the merged verdict
+    /// with its own reason.
+    ///
+    /// Exit codes: 0 the merged verdict passed · 1 it failed (a criterion,
+    /// or a shard missing, doubled or foreign) · 2 a report cannot be read,
+    /// or none is a shard's.
+    Merge(MergeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +213,25 @@ pub struct CompareArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' JSON reports.
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Write the merged JSON report here.
+    #[arg(long, value_name = "PATH")]
+    pub report_json: Option<PathBuf>,
+    /// Write the merged verdict as JUnit XML here.
+    #[arg(long, value_name = "PATH")]
+    pub report_junit: Option<PathBuf>,
+    /// Write the merged report as one self-contained HTML page here.
+    #[arg(long, value_name = "PATH")]
+    pub report_html: Option<PathBuf>,
+    /// Write an HdrHistogram interval log per latency into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub hdr_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct ReportArgs {
     /// JSON reports written by `harness run --report-json`.
     #[arg(required = true)]
@@ -248,6 +282,18 @@ pub struct RunArgs {
     /// Seed for arrivals, payloads and simulated outcomes; overrides `load.seed`.
     #[arg(long, env = "HARNESS_SEED")]
     pub seed: Option<u64>,
+    /// Run shard K of N (K from 0): every Nth event of the schedule, on
+    /// the subject `<load.subject>.K` through the durable `<durable>-K`,
+    /// so that N processes, on as many machines, send the whole schedule
+    /// together; `harness merge` adds their reports. Needs --run-id, the
+    /// same for every shard.
+    #[arg(long, env = "HARNESS_SHARD", value_name = "K/N")]
+    pub shard: Option<crate::shard::Shard>,
+    /// Begin the schedule at this time (RFC 3339, UTC, such as
+    /// 2026-12-04T18:00:00Z) once ready, so that shards start together. A
+    /// shard ready late sends what is overdue at once, and says so.
+    #[arg(long, env = "HARNESS_START_AT", value_name = "TIME", value_parser = crate::shard::parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
     /// No progress display (the summary is still printed).
     #[arg(long, short)]
     pub quiet: bool,
@@ -308,6 +354,7 @@ pub async fn execute(cli: Cli, signals: Signals) -> i32 {
             }
         },
         Command::Compare(args) => crate::compare::cli::compare(&args),
+        Command::Merge(args) => crate::merge::cli::merge(&args),
         Command::Run(args) => match run_scenario(*args, signals).await {
             Ok(code) => code,
             Err(e) => {
@@ -401,6 +448,45 @@ pub fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), HarnessEr
     })
 }
 
+/// The scenario this process runs, its shard, and the seed. Every shard
+/// must draw the same schedule, so without a seed they derive one from the
+/// run id they share.
+fn shard_of(
+    whole: Scenario,
+    args: &RunArgs,
+    run_id: &str,
+) -> Result<(Scenario, Option<run::ShardRun>, u64), HarnessError> {
+    let Some(shard) = args.shard else {
+        let seed = whole.load.seed.unwrap_or_else(rand::random);
+        return Ok((whole, None, seed));
+    };
+    if args.run_id.is_none() {
+        return Err(HarnessError::Usage(format!(
+            "--shard {shard}: give every shard of the run the same --run-id, so that \
+             their event ids, seed and reports belong together"
+        )));
+    }
+    let mut whole = whole;
+    let seed = whole.load.seed.unwrap_or_else(|| {
+        let hash = blake3::hash(run_id.as_bytes());
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&hash.as_bytes()[..8]);
+        u64::from_le_bytes(bytes)
+    });
+    whole.load.seed = Some(seed);
+    let mut mine = whole.clone();
+    shard
+        .apply(&mut mine)
+        .map_err(|e| HarnessError::Usage(format!("--shard {shard}: {e}")))?;
+    scenario::validate(&mine).map_err(|invalid| {
+        HarnessError::Usage(format!(
+            "--shard {shard}: `{}` is invalid for the shard: {}",
+            invalid.key, invalid.message
+        ))
+    })?;
+    Ok((mine, Some(run::ShardRun { shard, whole }), seed))
+}
+
 /// The flag that set `key`, if one did: the error should name what the
 /// user typed.
 fn overridden_by(key: &str, args: &RunArgs) -> Option<&'static str> {
@@ -459,7 +545,7 @@ async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessErr
     crate::logging::hide_secrets(crate::target::secrets(&scenario.target));
     let name = scenario.name_or_stem(&args.scenario);
     let run_id = run_id(args.run_id.as_deref())?;
-    let seed = scenario.load.seed.unwrap_or_else(rand::random);
+    let (scenario, shard, seed) = shard_of(scenario, &args, &run_id)?;
     tracing::info!(scenario = %name, %run_id, seed, "starting run");
     let config = RunConfig {
         scenario,
@@ -474,6 +560,8 @@ async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessErr
             out: args.metrics_out.clone(),
             pushgateway: args.pushgateway.clone(),
         },
+        shard,
+        start_at: args.start_at,
     };
     let (report, telemetry) = run::run_with_telemetry(config, signals.clone()).await?;
     // The files first: after a hangup the terminal is gone, and what is

@@ -27,6 +27,8 @@
 //! - [`panics`]: panics in a run's tasks, caught and named, so the run fails loudly.
 //! - [`progress`]: the live status line while a run goes on.
 //! - [`run`]: one experiment from start to verdict.
+//! - [`shard`]: one shard of a run spread over processes: its share of the schedule, subject and durable.
+//! - [`merge`]: shard reports added into one report and one verdict.
 //! - [`capacity`]: the highest sustainable rate, by trials that are each a run; across variants.
 //! - [`compare`]: two reports or capacity results, figure by figure, for regressions.
 //! - [`cli`]: command-line flags and their environment twins.
@@ -49,6 +51,7 @@ pub mod garbage;
 pub mod lane;
 pub mod ledger;
 pub mod logging;
+pub mod merge;
 pub mod metrics;
 pub mod panics;
 pub mod plan;
@@ -62,5 +65,6 @@ pub mod run;
 pub mod scenario;
 pub mod schedule;
 pub mod series;
+pub mod shard;
 pub mod stats;
 pub mod target;

@@ -150,15 +150,20 @@ impl Drop for Listener {
 }
 
 impl RunMetrics {
-    /// A registry labelled with the run, and its HTTP listener if `listen` is set.
+    /// A registry labelled with the run (and the shard, for one shard of
+    /// a run), and its HTTP listener if `listen` is set.
     pub fn new(
         scenario: &str,
         run_id: &str,
+        shard: Option<&str>,
         listen: Option<SocketAddr>,
     ) -> Result<(RunMetrics, Option<Listener>), String> {
         let mut builder = PrometheusBuilder::new()
             .add_global_label("scenario", scenario)
             .add_global_label("run_id", run_id);
+        if let Some(shard) = shard {
+            builder = builder.add_global_label("shard", shard);
+        }
         for d in CATALOGUE.iter().filter(|d| d.kind == Type::Histogram) {
             builder = builder
                 .set_buckets_for_metric(Matcher::Full(d.name.to_string()), buckets(d.name))

@@ -104,6 +104,7 @@ pub fn consumer_config(s: &Scenario) -> pull::Config {
     let c = &s.consumer;
     pull::Config {
         durable_name: Some(c.durable.clone()),
+        filter_subject: c.filter_subject.clone().unwrap_or_default(),
         ack_policy: AckPolicy::Explicit,
         deliver_policy: DeliverPolicy::All,
         ack_wait: c.ack_wait,

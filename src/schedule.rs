@@ -148,6 +148,22 @@ impl Profile {
             .map_or(0.0, |s| s.rate_at(t))
     }
 
+    /// The same shape at `share` of the rate: what one shard of several
+    /// intends.
+    pub fn scaled(&self, share: f64) -> Profile {
+        let segments = self
+            .segments
+            .iter()
+            .map(|s| Segment {
+                from: s.from * share,
+                to: s.to * share,
+                events_before: s.events_before * share,
+                ..*s
+            })
+            .collect();
+        Profile { segments }
+    }
+
     /// The offset at which `n` events have been due, if within the profile.
     fn offset_for(&self, n: f64) -> Option<Duration> {
         let segment = self
@@ -168,6 +184,8 @@ pub struct Schedule {
     rng: StdRng,
     threshold: f64,
     next_seq: u64,
+    /// Only this shard's events, numbered in its own order.
+    shard: Option<crate::shard::Shard>,
 }
 
 impl Schedule {
@@ -178,6 +196,7 @@ impl Schedule {
             rng: StdRng::seed_from_u64(seed),
             threshold: 0.0,
             next_seq: 0,
+            shard: None,
         };
         if arrivals == Arrivals::Poisson {
             schedule.threshold = schedule.exponential_gap();
@@ -187,6 +206,13 @@ impl Schedule {
 
     pub fn profile(&self) -> &Profile {
         &self.profile
+    }
+
+    /// Only `shard`'s events of this whole schedule, at their own offsets,
+    /// numbered from 0: event i of the whole is event i / N of shard i mod N.
+    pub fn for_shard(mut self, shard: crate::shard::Shard) -> Schedule {
+        self.shard = Some(shard);
+        self
     }
 
     fn exponential_gap(&mut self) -> f64 {
@@ -200,14 +226,22 @@ impl Iterator for Schedule {
     type Item = (u64, Duration);
 
     fn next(&mut self) -> Option<(u64, Duration)> {
-        let offset = self.profile.offset_for(self.threshold)?;
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.threshold += match self.arrivals {
-            Arrivals::Uniform => 1.0,
-            Arrivals::Poisson => self.exponential_gap(),
-        };
-        Some((seq, offset))
+        loop {
+            let offset = self.profile.offset_for(self.threshold)?;
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.threshold += match self.arrivals {
+                Arrivals::Uniform => 1.0,
+                Arrivals::Poisson => self.exponential_gap(),
+            };
+            match self.shard {
+                None => return Some((seq, offset)),
+                Some(shard) if shard.takes(seq) => {
+                    return Some((seq / u64::from(shard.count), offset))
+                }
+                Some(_) => {}
+            }
+        }
     }
 }
 
@@ -353,5 +387,43 @@ mod tests {
             .collect();
         assert_eq!(first, again);
         assert!(first.windows(2).all(|w| w[0].1 <= w[1].1));
+    }
+
+    /// The shards' schedules together are the whole schedule, event for
+    /// event, uniform or Poisson; each shard's profile is the whole's at
+    /// 1/N of its rate.
+    #[test]
+    fn shards_interleave_into_the_whole_schedule() {
+        use crate::shard::Shard;
+        let profile = Profile::from_phases(&[
+            Phase::Ramp {
+                duration: secs(10),
+                from: 10.0,
+                to: 50.0,
+            },
+            Phase::Constant {
+                duration: secs(5),
+                rate: 30.0,
+            },
+        ]);
+        for arrivals in [Arrivals::Uniform, Arrivals::Poisson] {
+            let whole: Vec<Duration> = Schedule::new(profile.clone(), arrivals, 9)
+                .map(|(_, offset)| offset)
+                .collect();
+            let mut merged = vec![None; whole.len()];
+            for index in 0..3 {
+                let shard = Shard { index, count: 3 };
+                for (seq, offset) in Schedule::new(profile.clone(), arrivals, 9).for_shard(shard) {
+                    let global = (seq * 3 + u64::from(index)) as usize;
+                    assert!(merged[global].replace(offset).is_none());
+                }
+            }
+            let merged: Vec<Duration> = merged.into_iter().map(Option::unwrap).collect();
+            assert_eq!(merged, whole, "{arrivals:?}");
+        }
+        let third = profile.scaled(1.0 / 3.0);
+        assert!((third.expected_events() * 3.0 - profile.expected_events()).abs() < 1e-9);
+        assert!((third.rate_at(secs(12)) * 3.0 - 30.0).abs() < 1e-9);
+        assert!((third.events_by(secs(4)) * 3.0 - profile.events_by(secs(4))).abs() < 1e-9);
     }
 }

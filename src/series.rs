@@ -48,7 +48,7 @@ impl IntervalLatency {
 }
 
 /// Each latency's figures from its histogram, in [`Latency::ALL`] order.
-fn latencies(histograms: &[Histogram<u64>]) -> BTreeMap<String, IntervalLatency> {
+pub(crate) fn latencies(histograms: &[Histogram<u64>]) -> BTreeMap<String, IntervalLatency> {
     Latency::ALL
         .iter()
         .zip(histograms)
@@ -74,9 +74,47 @@ pub struct Point {
     pub latency: BTreeMap<String, IntervalLatency>,
     /// The interval's histograms themselves, in [`Latency::ALL`] order,
     /// V2-deflate encoded (a few hundred bytes each): what `--hdr-log`
-    /// writes, and what merging adds exactly.
-    #[serde(skip)]
+    /// writes, and what merging adds exactly. In JSON (base64) only in a
+    /// shard's report, which `harness merge` reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "as_base64")]
     pub histograms: Vec<Vec<u8>>,
+}
+
+/// Encoded histograms in JSON as base64 strings.
+mod as_base64 {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(list: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        let engine = &base64::engine::general_purpose::STANDARD;
+        s.collect_seq(list.iter().map(|bytes| engine.encode(bytes)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let engine = &base64::engine::general_purpose::STANDARD;
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| engine.decode(text).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
+/// A histogram as text: [`encode`]d, then base64 (HdrHistogram's own
+/// interval-log form of a histogram).
+pub fn encode_text(h: &Histogram<u64>) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(encode(h))
+}
+
+/// [`encode_text`]'s inverse; None for text that is not one.
+pub fn decode_text(text: &str) -> Option<Histogram<u64>> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut std::io::Cursor::new(bytes))
+        .ok()
 }
 
 /// A histogram in the V2 deflate encoding (HdrHistogram's own).
@@ -97,7 +135,7 @@ pub fn decode(bytes: &[u8]) -> Histogram<u64> {
 
 impl Point {
     /// Two neighbouring points as one, `self` first.
-    fn merge(self, later: Point, start_secs: f64) -> Point {
+    pub(crate) fn merge(self, later: Point, start_secs: f64) -> Point {
         let (a, b) = (self.t_secs - start_secs, later.t_secs - self.t_secs);
         let span = (a + b).max(f64::EPSILON);
         let mean = |x: f64, y: f64| (x * a + y * b) / span;

@@ -198,6 +198,18 @@ impl Stats {
             .collect()
     }
 
+    /// Every latency's whole histogram, encoded (see
+    /// [`crate::series::encode_text`]), by its name: what a merge adds.
+    pub fn encoded(&self) -> std::collections::BTreeMap<String, String> {
+        Latency::ALL
+            .into_iter()
+            .map(|l| {
+                let text = crate::series::encode_text(&self.slot(l));
+                (l.name().to_string(), text)
+            })
+            .collect()
+    }
+
     /// One latency's percentile distribution (see [`distribution`]).
     pub fn distribution(&self, which: Latency) -> Vec<[f64; 2]> {
         distribution(&self.slot(which))

@@ -23,6 +23,8 @@ fn shortened(file: &str, run_id: &str, shorten: impl FnOnce(&mut Scenario)) -> R
         seed: 5,
         progress: progress::Mode::Quiet,
         metrics: Default::default(),
+        shard: None,
+        start_at: None,
     }
 }
 
@@ -38,6 +40,8 @@ fn inline(text: &str, name: &str, run_id: &str, seed: u64) -> RunConfig {
         seed,
         progress: progress::Mode::Quiet,
         metrics: Default::default(),
+        shard: None,
+        start_at: None,
     }
 }
 

@@ -70,6 +70,8 @@ async fn the_endpoint_serves_every_metric_live_and_the_final_values_match_the_re
             out: Some(out.clone()),
             ..Default::default()
         },
+        shard: None,
+        start_at: None,
     };
     let run = tokio::spawn(run::run_with_telemetry(config, Signals::default()));
 
@@ -199,7 +201,7 @@ async fn the_endpoint_serves_every_metric_live_and_the_final_values_match_the_re
 /// accepts the exposition: names, types, help and units follow the conventions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promtool_accepts_the_exposition() {
-    let (metrics, _) = harness::metrics::RunMetrics::new("lint", "l1", None).unwrap();
+    let (metrics, _) = harness::metrics::RunMetrics::new("lint", "l1", None, None).unwrap();
     for d in CATALOGUE {
         let labels: Vec<(&'static str, String)> =
             d.labels.iter().map(|l| (*l, "x".to_string())).collect();

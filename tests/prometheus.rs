@@ -154,6 +154,8 @@ async fn scraped_run(run_id: &str) -> (Report, Prometheus, harness::run::Telemet
             addr: Some(format!("127.0.0.1:{metrics_port}").parse().unwrap()),
             ..Default::default()
         },
+        shard: None,
+        start_at: None,
     };
     let (report, telemetry) = run::run_with_telemetry(config, Signals::default())
         .await

@@ -131,6 +131,8 @@ async fn tls_run(extra: &str, run_id: &str) -> harness::report::Report {
         seed: 1,
         progress: progress::Mode::Quiet,
         metrics: Default::default(),
+        shard: None,
+        start_at: None,
     };
     run::run(config, Signals::default())
         .await

@@ -95,6 +95,8 @@ impl Trials<'_> {
             seed: self.options.seed.unwrap_or_else(rand::random),
             progress: self.options.progress,
             metrics: self.options.metrics.clone(),
+            shard: None,
+            start_at: None,
         };
         let report = match run::run_trial(config, self.signals.clone(), s.capacity.warmup).await {
             Ok(report) => report,

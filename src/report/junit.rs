@@ -60,6 +60,13 @@ fn cases(report: &Report) -> Vec<Case> {
             )
         }),
     });
+    if let Some(merged) = &report.merged {
+        cases.push(Case {
+            class: "run",
+            name: format!("every one of the {} shards merged, once", merged.count),
+            failure: (!merged.problems.is_empty()).then(|| merged.problems.join("; ")),
+        });
+    }
     if report.consumer.service_log.is_some() {
         let exits = &report.consumer.service_exits;
         cases.push(Case {

@@ -58,6 +58,17 @@ pub struct Report {
     /// runs across the whole range rather than at one percentile.
     #[serde(default)]
     pub distribution: BTreeMap<String, Vec<[f64; 2]>>,
+    /// Each latency's whole histogram, HdrHistogram's V2 deflate encoding
+    /// in base64 (as in its interval logs): what `harness merge` adds
+    /// exactly, and what HdrHistogram's own tools read.
+    #[serde(default)]
+    pub histograms: BTreeMap<String, String>,
+    /// One shard of a run (`--shard`): which, and when its schedule began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardInfo>,
+    /// The shard reports this one was merged from (`harness merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<crate::merge::Merged>,
     pub consumer: ConsumerState,
     pub criteria: Vec<criteria::Outcome>,
     /// The faults applied: what, on which node, when, when it was undone,
@@ -271,7 +282,18 @@ impl Report {
     }
 
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        // The series' interval histograms go only into a shard's report,
+        // for the merge; elsewhere they would triple the file.
+        let text = if self.shard.is_some() {
+            serde_json::to_string_pretty(self)
+        } else {
+            let mut lean = self.clone();
+            for point in &mut lean.series.points {
+                point.histograms.clear();
+            }
+            serde_json::to_string_pretty(&lean)
+        }
+        .map_err(std::io::Error::other)?;
         output::write_atomically(path, (text + "\n").as_bytes())
     }
 
@@ -444,6 +466,9 @@ pub(crate) fn example() -> Report {
             .iter()
             .map(|n| (n.to_string(), summary(2.0)))
             .collect(),
+        histograms: BTreeMap::new(),
+        shard: None,
+        merged: None,
         distribution: names
             .iter()
             .map(|n| {

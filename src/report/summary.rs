@@ -25,6 +25,30 @@ pub fn render(report: &Report) -> String {
         },
         report.target.url,
     );
+    if let Some(shard) = &report.shard {
+        let _ = writeln!(
+            out,
+            "  shard {}/{} · schedule from {}{}",
+            shard.index,
+            shard.count,
+            shard.schedule_start,
+            if shard.late_secs > 0.1 {
+                format!(" · ready {:.2} s late", shard.late_secs)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if let Some(merged) = &report.merged {
+        let shards: Vec<String> = merged.shards.iter().map(u32::to_string).collect();
+        let _ = writeln!(
+            out,
+            "  merged from shards {} of {} ({} reports)",
+            shards.join(", "),
+            merged.count,
+            merged.reports.len()
+        );
+    }
     let mut rows: Vec<(&str, Vec<(&str, u64)>)> = vec![
         (
             "publish",

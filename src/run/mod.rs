@@ -52,6 +52,30 @@ pub struct RunConfig {
     pub seed: u64,
     pub progress: progress::Mode,
     pub metrics: MetricsOptions,
+    /// One shard of a run spread over processes (`--shard K/N`).
+    pub shard: Option<ShardRun>,
+    /// The schedule's time 0 (`--start-at`): the run waits for it once
+    /// ready, or, ready late, begins with what is overdue.
+    pub start_at: Option<SystemTime>,
+}
+
+/// A shard's part in a run: which shard, and the scenario every shard of
+/// the run shares (before this shard's own subject and durable).
+#[derive(Debug, Clone)]
+pub struct ShardRun {
+    pub shard: crate::shard::Shard,
+    pub whole: Scenario,
+}
+
+impl RunConfig {
+    /// What every event id of this run starts with: the run id, and the
+    /// shard for a shard.
+    pub fn id_prefix(&self) -> String {
+        match &self.shard {
+            Some(s) => s.shard.id_prefix(&self.run_id),
+            None => self.run_id.clone(),
+        }
+    }
 }
 
 /// Ctrl+C and friends. The first `interrupt` stops the schedule and drains
@@ -88,6 +112,8 @@ struct Experiment {
     warmup: Duration,
     started_at: SystemTime,
     start: Start,
+    /// How late the run was ready for `--start-at`.
+    late: Duration,
     /// Declared last, so it drops last: its lanes end every task on them.
     target: Target,
 }
@@ -203,11 +229,14 @@ async fn run_measured(
 impl Experiment {
     async fn execute(mut self) -> (Report, Telemetry) {
         let mut progress = Progress::new(self.config.progress, self.profile.duration());
-        self.started_at = SystemTime::now();
-        self.start = Start {
-            instant: Instant::now(),
-            wall: self.started_at,
+        self.start = match self.config.start_at {
+            Some(at) => self.wait_for_start(at).await,
+            None => Start {
+                instant: Instant::now(),
+                wall: SystemTime::now(),
+            },
         };
+        self.started_at = self.start.wall;
         let fault_stop = CancellationToken::new();
         let timeline = self.start_faults(fault_stop.clone());
         let garbage_stop = CancellationToken::new();
@@ -262,14 +291,59 @@ impl Experiment {
         (report, self.telemetry)
     }
 
+    /// Waits for `--start-at`, so that shards started apart begin one
+    /// schedule together. Ready late, the schedule still counts from `at`:
+    /// what is overdue is sent at once, and its lag and latency are
+    /// measured from the intended times, as ever. A signal ends the wait
+    /// (the load then stops at once).
+    async fn wait_for_start(&mut self, at: SystemTime) -> Start {
+        if let Ok(wait) = at.duration_since(SystemTime::now()) {
+            tracing::info!(
+                start_at = %humantime::format_rfc3339_millis(at),
+                wait = %humantime::format_duration(Duration::from_millis(wait.as_millis() as u64)),
+                "ready; waiting for --start-at"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.signals.interrupt.cancelled() => {}
+            }
+        }
+        // The sleep may wake a little early or late: the wall clock decides.
+        let (now, wall_now) = (Instant::now(), SystemTime::now());
+        match wall_now.duration_since(at) {
+            Ok(late) => {
+                if late > Duration::from_millis(100) {
+                    tracing::warn!(
+                        late_secs = late.as_secs_f64(),
+                        "ready after --start-at: beginning with what is overdue"
+                    );
+                }
+                self.late = late;
+                Start {
+                    instant: now.checked_sub(late).unwrap_or(now),
+                    wall: at,
+                }
+            }
+            Err(early) => Start {
+                instant: now + early.duration(),
+                wall: at,
+            },
+        }
+    }
+
     /// Runs the schedule, watching for signals and abort criteria.
     async fn load(&self, progress: &mut Progress) -> Ending {
         let schedule_stop = CancellationToken::new();
+        // A shard walks the whole schedule and keeps its own events.
         let schedule = Schedule::new(
-            self.profile.clone(),
+            Profile::from_load(&self.config.scenario.load),
             self.config.scenario.load.arrivals,
             self.config.seed,
         );
+        let schedule = match &self.config.shard {
+            Some(s) => schedule.for_shard(s.shard),
+            None => schedule,
+        };
         let paced = self.actors.publisher.start(
             schedule,
             self.start,

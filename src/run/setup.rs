@@ -35,6 +35,7 @@ pub(super) async fn prepare(
     let telemetry = Telemetry::start(
         &config.name,
         &config.run_id,
+        config.shard.as_ref().map(|s| s.shard),
         &config.file.display().to_string(),
         &config.metrics,
     )?;
@@ -145,7 +146,7 @@ impl Experiment {
         target.server_version = publisher_client.server_info().version.clone();
         check_max_payload(
             s,
-            &config.run_id,
+            &config.id_prefix(),
             publisher_client.server_info().max_payload,
         )?;
         let consumer_client = {
@@ -162,7 +163,7 @@ impl Experiment {
             .max_ack_inflight(s.load.max_in_flight + 64)
             .build(publisher_client.clone());
         let provisioned = provision::provision(&js_publish, s).await?;
-        refuse_reused_run_id(&provisioned, s, &config.run_id).await?;
+        refuse_reused_run_id(&provisioned, s, &config.id_prefix()).await?;
         let consumer: PullConsumer = jetstream::new(consumer_client.clone())
             .get_consumer_from_stream(&s.consumer.durable, &s.stream.name)
             .await
@@ -170,7 +171,7 @@ impl Experiment {
                 what: format!("consumer `{}`", s.consumer.durable),
                 message: e.to_string(),
             })?;
-        let ledger = Ledger::new(config.run_id.clone());
+        let ledger = Ledger::new(config.id_prefix());
         let ledger = Arc::new(match s.consumer.mode {
             ConsumerMode::Simulated => ledger,
             ConsumerMode::External => ledger.observing(s.consumer.output.is_some()),
@@ -255,8 +256,10 @@ impl Experiment {
             s.recovery.clone(),
             s.faults.len(),
         )));
+        // What this process intends: a shard's share of the whole.
+        let share = config.shard.as_ref().map_or(1.0, |s| s.shard.share());
         Ok(Experiment {
-            profile: Profile::from_load(&s.load),
+            profile: Profile::from_load(&s.load).scaled(share),
             config,
             plan,
             signals,
@@ -275,6 +278,7 @@ impl Experiment {
                 under_test: Arc::new(under_test),
             },
             warmup: Duration::ZERO,
+            late: Duration::ZERO,
             started_at: SystemTime::now(),
             start: Start {
                 instant: Instant::now(),

@@ -45,12 +45,15 @@ impl Telemetry {
     pub fn start(
         scenario: &str,
         run_id: &str,
+        shard: Option<crate::shard::Shard>,
         file: &str,
         options: &MetricsOptions,
     ) -> Result<Telemetry, HarnessError> {
-        let (metrics, listener) = RunMetrics::new(scenario, run_id, options.addr).map_err(|e| {
-            HarnessError::Usage(format!("{e}; choose another --metrics-addr, or `off`"))
-        })?;
+        let shard = shard.map(|s| s.index.to_string());
+        let (metrics, listener) = RunMetrics::new(scenario, run_id, shard.as_deref(), options.addr)
+            .map_err(|e| {
+                HarnessError::Usage(format!("{e}; choose another --metrics-addr, or `off`"))
+            })?;
         if let Some(listener) = &listener {
             tracing::info!(addr = %listener.addr, "serving metrics on http://{}/metrics", listener.addr);
         }

@@ -48,6 +48,7 @@ pub struct Facts<'a> {
     pub garbage_sent: u64,
     pub panics: Vec<String>,
     pub series: crate::series::Series,
+    pub shard: Option<crate::shard::ShardInfo>,
 }
 
 fn rates(facts: &Facts) -> Rates {
@@ -127,6 +128,13 @@ fn warnings(report: &Report, reconnects: u64, mut warnings: Vec<String>) -> Vec<
             "{panic}: the run fails, its figures are incomplete; this is a harness bug, please report it"
         ));
     }
+    if let Some(shard) = report.shard.as_ref().filter(|s| s.late_secs > 0.1) {
+        warnings.push(format!(
+            "shard {}/{} was ready {:.2} s after --start-at: its first events went out late, \
+             and their latencies count from their intended times",
+            shard.index, shard.count, shard.late_secs
+        ));
+    }
     if reconnects > 0 {
         warnings.push(format!("{reconnects} reconnects to NATS during the run"));
     }
@@ -186,8 +194,9 @@ pub fn build(
         duration_secs: facts.duration.as_secs_f64(),
         load_secs: facts.load_time.as_secs_f64(),
         measured_from_secs: facts.measured_from.as_secs_f64(),
+        // A shard's fingerprint is the whole run's, the same for each shard.
         fingerprint: crate::report::Fingerprint::of(
-            &config.scenario,
+            config.shard.as_ref().map_or(&config.scenario, |s| &s.whole),
             &facts.target.server_version,
             facts.target.nodes,
         ),
@@ -198,6 +207,9 @@ pub fn build(
         success_rate,
         latency,
         distribution,
+        histograms: facts.stats.encoded(),
+        shard: facts.shard,
+        merged: None,
         consumer,
         criteria: Vec::new(),
         faults: facts.faults,
@@ -296,6 +308,13 @@ impl Experiment {
                 .load(std::sync::atomic::Ordering::Relaxed),
             panics: self.books.panics.list(),
             series,
+            shard: self.config.shard.as_ref().map(|s| crate::shard::ShardInfo {
+                index: s.shard.index,
+                count: s.shard.count,
+                scenario_hash: crate::shard::whole_hash(&s.whole),
+                schedule_start: humantime::format_rfc3339_nanos(self.start.wall).to_string(),
+                late_secs: self.late.as_secs_f64(),
+            }),
         };
         build(
             facts,

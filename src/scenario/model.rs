@@ -521,6 +521,10 @@ pub struct Consumer {
     #[serde(skip_serializing_if = "ConsumerMode::is_simulated")]
     pub mode: ConsumerMode,
     pub durable: String,
+    /// The durable receives only the stream's messages on this subject
+    /// (JetStream's filter subject); all of them when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_subject: Option<String>,
     pub workers: usize,
     /// Messages per pull request.
     pub batch: usize,
@@ -622,6 +626,7 @@ impl Default for Consumer {
             dead_letter_stream: "HARNESS_DLQ".into(),
             service: None,
             output: None,
+            filter_subject: None,
         }
     }
 }

@@ -205,6 +205,25 @@ fn publish(s: &Scenario) -> Check {
 
 fn consumer(s: &Scenario) -> Check {
     let c = &s.consumer;
+    if let Some(filter) = &c.filter_subject {
+        require(
+            valid_subject(filter, true),
+            "consumer.filter_subject",
+            || {
+                format!("`{filter}` is not a subject: dot-separated tokens, `*` for one token, `>` only last")
+            },
+        )?;
+        require(
+            subject_matches(filter, &s.load.subject),
+            "consumer.filter_subject",
+            || {
+                format!(
+                    "`{filter}` does not match load.subject `{}`: the consumer would never see the load",
+                    s.load.subject
+                )
+            },
+        )?;
+    }
     if let Some(output) = &c.output {
         require(c.mode == ConsumerMode::External, "consumer.output", || {
             "results come from a service: set consumer.mode = \"external\"".into()

@@ -75,6 +75,8 @@ pub fn config_for(
         progress: harness::progress::Mode::Quiet,
         metrics: Default::default(),
         scenario,
+        shard: None,
+        start_at: None,
     }
 }
 
