@@ -3,11 +3,13 @@
 # Prometheus, promtool and the Pushgateway with --with-prometheus;
 # docker-compose with --with-compose (to validate docker-compose.yml, which
 # needs no Docker engine); Chromium with --with-chromium (to check the HTML
-# report in a real browser). Idempotent and quiet when the tools are already
-# there. nats-server lands in .tools/ at the repository root (gitignored);
+# report in a real browser); the Kubernetes schema validator with
+# --with-kubernetes (kubernetes-models from npm, pinned by
+# scripts/kubernetes/package-lock.json, into .tools/kubernetes; needs node and
+# npm). Idempotent and quiet when the tools are already there. nats-server lands in .tools/ at the repository root (gitignored);
 # the others are Debian packages.
 #
-# Usage: scripts/install-tools.sh [--with-prometheus] [--with-compose] [--with-chromium]
+# Usage: scripts/install-tools.sh [--with-prometheus] [--with-compose] [--with-chromium] [--with-kubernetes]
 set -euo pipefail
 
 NATS_SERVER_VERSION="2.12.8"
@@ -22,11 +24,13 @@ tools="$root/.tools"
 with_prometheus=0
 with_compose=0
 with_chromium=0
+with_kubernetes=0
 for arg in "$@"; do
     case "$arg" in
         --with-prometheus) with_prometheus=1 ;;
         --with-compose) with_compose=1 ;;
         --with-chromium) with_chromium=1 ;;
+        --with-kubernetes) with_kubernetes=1 ;;
         -h|--help)
             sed -n '2,/^set /p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'
             exit 0
@@ -131,5 +135,24 @@ if [[ "$with_chromium" == 1 ]] && ! command -v chromium >/dev/null 2>&1; then
     else
         echo "install-tools.sh: chromium not found and cannot apt-get install it" \
             "(needs root and apt-get); the browser test will skip" >&2
+    fi
+fi
+
+# The Kubernetes manifests' validator: kubernetes-models's compiled API
+# schemas, installed from the lock file; reinstalled when the lock changes.
+if [[ "$with_kubernetes" == 1 ]]; then
+    source_dir="$root/scripts/kubernetes"
+    target_dir="$tools/kubernetes"
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "install-tools.sh: npm not found: the Kubernetes manifest check needs node and npm" >&2
+        exit 1
+    fi
+    mkdir -p "$target_dir"
+    cp "$source_dir/validate.mjs" "$target_dir/validate.mjs"
+    if ! cmp -s "$source_dir/package-lock.json" "$target_dir/package-lock.json" \
+        || [[ ! -d "$target_dir/node_modules/kubernetes-models" ]]; then
+        echo "installing the Kubernetes schema validator into $target_dir" >&2
+        cp "$source_dir/package.json" "$source_dir/package-lock.json" "$target_dir/"
+        (cd "$target_dir" && npm ci --silent --no-audit --no-fund >/dev/null)
     fi
 fi

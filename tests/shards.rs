@@ -68,6 +68,8 @@ fn run_shards(dir: &Path, file: &Path, url: &str, run_id: &str) -> Vec<PathBuf> 
                 .args(["--shard", &format!("{k}/3"), "--start-at", &start_at])
                 .arg("--report-json")
                 .arg(report)
+                .arg("--metrics-out")
+                .arg(report.with_extension("prom"))
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -124,9 +126,18 @@ async fn three_shards_merge_into_the_verdict_of_one_process() {
     // Each shard had its third of the schedule, on time.
     let scheduled: Vec<u64> = shards.iter().map(|s| s.counts.scheduled).collect();
     assert_eq!(scheduled, vec![1500, 1500, 1500]);
-    for s in &shards {
+    for (s, path) in shards.iter().zip(&paths) {
         let info = s.shard.as_ref().unwrap();
         assert!(info.late_secs < 1.0, "{info:?}");
+        // Every series of a shard names it.
+        let metrics = std::fs::read_to_string(path.with_extension("prom")).unwrap();
+        let series: Vec<&str> = metrics
+            .lines()
+            .filter(|l| l.starts_with("harness_"))
+            .collect();
+        assert!(!series.is_empty());
+        let label = format!("shard=\"{}\"", info.index);
+        assert!(series.iter().all(|l| l.contains(&label)), "{metrics}");
     }
     // The merged counts are the shards' sums.
     let sum = |f: fn(&Report) -> u64| shards.iter().map(f).sum::<u64>();
