@@ -487,6 +487,39 @@ fn shard_of(
     Ok((mine, Some(run::ShardRun { shard, whole }), seed))
 }
 
+/// Writes `report` to each path given, in the order JSON, JUnit, HTML,
+/// HdrHistogram logs, then prints the summary and where each went. The
+/// files come first: after a hangup the terminal is gone, and what is said
+/// there may be lost, but the reports must not be. Each is written even if
+/// another cannot be; the exit code stays the verdict's. A closed stdout
+/// (a hangup, `| head`) is no error.
+pub(crate) fn write_and_say(report: &crate::report::Report, paths: [&Option<PathBuf>; 4]) {
+    type Writer = fn(&crate::report::Report, &Path) -> std::io::Result<()>;
+    let writers: [Writer; 4] = [
+        crate::report::Report::write_json,
+        crate::report::Report::write_junit,
+        crate::report::Report::write_html,
+        crate::report::Report::write_hdr_logs,
+    ];
+    let mut said = Vec::new();
+    for (path, write) in paths.into_iter().zip(writers) {
+        let Some(path) = path else { continue };
+        match write(report, path) {
+            Ok(()) => said.push(format!("  report: {}", path.display())),
+            Err(e) => {
+                // An earlier run's file there must not pass for this one's.
+                let _ = std::fs::remove_file(path);
+                say_error(&format!("error: cannot write {}: {e}", path.display()));
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{}", summary::render(report));
+    for line in said {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
 /// The flag that set `key`, if one did: the error should name what the
 /// user typed.
 fn overridden_by(key: &str, args: &RunArgs) -> Option<&'static str> {
@@ -564,35 +597,13 @@ async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessErr
         start_at: args.start_at,
     };
     let (report, telemetry) = run::run_with_telemetry(config, signals.clone()).await?;
-    // The files first: after a hangup the terminal is gone, and what is
-    // said there may be lost, but the reports must not be.
-    let mut said = Vec::new();
-    type Writer = fn(&crate::report::Report, &Path) -> std::io::Result<()>;
-    let outputs: [(&Option<PathBuf>, Writer); 4] = [
-        (&args.report_json, crate::report::Report::write_json),
-        (&args.report_junit, crate::report::Report::write_junit),
-        (&args.report_html, crate::report::Report::write_html),
-        (&args.hdr_log, crate::report::Report::write_hdr_logs),
+    let paths = [
+        &args.report_json,
+        &args.report_junit,
+        &args.report_html,
+        &args.hdr_log,
     ];
-    for (path, write) in outputs {
-        let Some(path) = path else { continue };
-        match write(&report, path) {
-            Ok(()) => said.push(format!("  report: {}", path.display())),
-            Err(e) => {
-                // An earlier run's file there must not pass for this one's.
-                let _ = std::fs::remove_file(path);
-                say_error(&format!("error: cannot write {}: {e}", path.display()));
-            }
-        }
-    }
-    // Each report is written even if another cannot be; the exit code stays
-    // the verdict's. A closed stdout (a hangup, `| head`) is no error.
-    let mut out = std::io::stdout().lock();
-    let _ = write!(out, "{}", summary::render(&report));
-    for line in said {
-        let _ = writeln!(out, "{line}");
-    }
-    drop(out);
+    write_and_say(&report, paths);
     telemetry.linger(&signals).await;
     Ok(report.exit_code())
 }

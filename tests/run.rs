@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use common::NatsServer;
@@ -130,7 +129,7 @@ async fn acked_messages_deleted_mid_run_are_reported_as_exactly_that_many_lost()
         "loss",
     )));
     const DOOMED: std::ops::Range<u64> = 700..710;
-    delete_before_the_consumer(&js, "LOSS_TRUTH", "loss", DOOMED, 100).await;
+    common::delete_before_the_consumers(&js, "LOSS_TRUTH", &["loss"], DOOMED, 100).await;
     let report = run.await.unwrap();
     let c = &report.counts;
     assert_eq!(c.published, 900);
@@ -190,7 +189,7 @@ async fn at_twenty_thousand_a_second_deleted_messages_are_exactly_the_lost_ones(
         FAST_LOSS, &server, "fast",
     )));
     const DOOMED: std::ops::Range<u64> = 28_000..28_100;
-    delete_before_the_consumer(&js, "FAST_LOSS", "fast", DOOMED, 0).await;
+    common::delete_before_the_consumers(&js, "FAST_LOSS", &["fast"], DOOMED, 0).await;
     let report = run.await.unwrap();
     let c = &report.counts;
     assert_eq!(c.scheduled, 60_000, "{c:#?}");
@@ -215,45 +214,4 @@ async fn at_twenty_thousand_a_second_deleted_messages_are_exactly_the_lost_ones(
         "{:?}",
         report.rates
     );
-}
-
-/// Deletes the messages at `doomed` stream sequences as soon as the stream
-/// holds them, checking that the consumer has not reached them (with
-/// `margin` to spare), so that they are gone before it could process them.
-async fn delete_before_the_consumer(
-    js: &jetstream::Context,
-    stream: &str,
-    durable: &str,
-    doomed: std::ops::Range<u64>,
-    margin: u64,
-) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "{stream} never reached {}",
-            doomed.end
-        );
-        if let Ok(mut stream) = js.get_stream(stream).await {
-            let last = stream
-                .info()
-                .await
-                .map(|i| i.state.last_sequence)
-                .unwrap_or(0);
-            if last >= doomed.end {
-                let consumer: jetstream::consumer::PullConsumer =
-                    stream.get_consumer(durable).await.unwrap();
-                let delivered = consumer.get_info().await.unwrap().delivered.stream_sequence;
-                assert!(
-                    delivered + margin < doomed.start,
-                    "the consumer got there first: {delivered}"
-                );
-                for seq in doomed {
-                    stream.delete_message(seq).await.unwrap();
-                }
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }

@@ -10,7 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream;
 use common::cli::{harness, text, wait_exit, write};
@@ -221,7 +221,10 @@ async fn messages_deleted_mid_run_are_the_lost_ones_across_shards() {
     let file = write(dir.path(), "shards.toml", &stalled);
     let js = jetstream::new(server.client().await);
     const DOOMED: std::ops::Range<u64> = 3_000..3_150;
-    let deleter = tokio::spawn(async move { delete_before_the_consumers(&js, DOOMED).await });
+    let deleter = tokio::spawn(async move {
+        let durables = ["shards-0", "shards-1", "shards-2"];
+        common::delete_before_the_consumers(&js, "SHARDS", &durables, DOOMED, 0).await
+    });
     let (shard_dir, url) = (dir.path().to_path_buf(), server.url());
     let paths = tokio::task::spawn_blocking(move || run_shards(&shard_dir, &file, &url, "sh2"))
         .await
@@ -255,40 +258,4 @@ async fn messages_deleted_mid_run_are_the_lost_ones_across_shards() {
         .find(|o| o.expression == "lost == 0")
         .unwrap();
     assert_eq!((lost.actual, lost.passed), (Some(150.0), false));
-}
-
-/// Deletes the messages at the `doomed` stream sequences once the stream
-/// holds them, after checking that no shard's durable has reached them.
-async fn delete_before_the_consumers(js: &jetstream::Context, doomed: std::ops::Range<u64>) {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "SHARDS never reached {}",
-            doomed.end
-        );
-        if let Ok(mut stream) = js.get_stream("SHARDS").await {
-            let last = stream
-                .info()
-                .await
-                .map(|i| i.state.last_sequence)
-                .unwrap_or(0);
-            if last >= doomed.end {
-                for k in 0..3 {
-                    let consumer: jetstream::consumer::PullConsumer =
-                        stream.get_consumer(&format!("shards-{k}")).await.unwrap();
-                    let delivered = consumer.get_info().await.unwrap().delivered.stream_sequence;
-                    assert!(
-                        delivered < doomed.start,
-                        "shard {k} had reached stream sequence {delivered}"
-                    );
-                }
-                for seq in doomed {
-                    stream.delete_message(seq).await.unwrap();
-                }
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -233,3 +233,48 @@ pub fn example(name: &str) -> std::path::PathBuf {
         .expect("target/<profile>/deps");
     profile_dir.join("examples").join(name)
 }
+
+/// Deletes the messages at `doomed` stream sequences as soon as the stream
+/// holds them, checking that none of the `durables` has reached them (with
+/// `margin` to spare), so that they are gone before a consumer could
+/// process them.
+pub async fn delete_before_the_consumers(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    durables: &[&str],
+    doomed: std::ops::Range<u64>,
+    margin: u64,
+) {
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{stream} never reached {}",
+            doomed.end
+        );
+        if let Ok(mut stream) = js.get_stream(stream).await {
+            let last = stream
+                .info()
+                .await
+                .map(|i| i.state.last_sequence)
+                .unwrap_or(0);
+            if last >= doomed.end {
+                for durable in durables {
+                    let consumer: async_nats::jetstream::consumer::PullConsumer =
+                        stream.get_consumer(durable).await.unwrap();
+                    let delivered = consumer.get_info().await.unwrap().delivered.stream_sequence;
+                    assert!(
+                        delivered + margin < doomed.start,
+                        "`{durable}` got there first: {delivered}"
+                    );
+                }
+                for seq in doomed {
+                    stream.delete_message(seq).await.unwrap();
+                }
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
