@@ -177,3 +177,52 @@ fn a_payload_above_the_servers_max_payload_exits_2_before_the_run() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 }
+
+#[test]
+fn a_shard_that_cannot_be_run_exits_2_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let captured = scenario(dir.path(), "[stream]\nsubjects = [\"harness.events.>\"]");
+    let captured = captured.to_str().unwrap();
+    // The scenario's load.subject is the default, harness.events.test.
+    expect_usage_error(
+        &["run", captured, "--shard", "3/3"],
+        &["--shard", "K from 0 to N-1"],
+    );
+    expect_usage_error(
+        &["run", captured, "--shard", "0/3"],
+        &["--shard 0/3", "the same --run-id"],
+    );
+    expect_usage_error(
+        &[
+            "run",
+            captured,
+            "--shard",
+            "0/3",
+            "--run-id",
+            "r1",
+            "--start-at",
+            "soon",
+        ],
+        &["--start-at", "RFC 3339"],
+    );
+    let exact = dir.path().join("exact.toml");
+    std::fs::write(
+        &exact,
+        "[stream]\nsubjects = [\"orders.events\"]\n[load]\nsubject = \"orders.events\"\nrate = 20\nduration = \"1s\"\n",
+    )
+    .unwrap();
+    expect_usage_error(
+        &[
+            "run",
+            exact.to_str().unwrap(),
+            "--shard",
+            "1/2",
+            "--run-id",
+            "r1",
+        ],
+        &[
+            "`orders.events.1`",
+            "add `orders.events.>` to stream.subjects",
+        ],
+    );
+}
