@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -448,6 +448,29 @@ pub fn apply_overrides(s: &mut Scenario, args: &RunArgs) -> Result<(), HarnessEr
     })
 }
 
+/// The furthest ahead `--start-at` may lie: further is taken for a typo.
+const START_AT_AHEAD: Duration = Duration::from_secs(24 * 3600);
+
+/// A `--start-at` the run can keep: not so far past that the whole
+/// schedule would be overdue, not more than a day ahead.
+fn check_start_at(at: SystemTime, s: &Scenario, now: SystemTime) -> Result<(), HarnessError> {
+    let shown = humantime::format_rfc3339_seconds(at);
+    let length = crate::schedule::Profile::from_load(&s.load).duration();
+    match at.duration_since(now) {
+        Ok(ahead) if ahead > START_AT_AHEAD => Err(HarnessError::Usage(format!(
+            "--start-at {shown} is {} ahead, more than a day: give the time the shards should begin",
+            humantime::format_duration(Duration::from_secs(ahead.as_secs()))
+        ))),
+        Err(past) if past.duration() >= length => Err(HarnessError::Usage(format!(
+            "--start-at {shown} was {} ago, longer than the schedule ({}): every event would be overdue; \
+             give a time a little ahead, for every shard alike",
+            humantime::format_duration(Duration::from_secs(past.duration().as_secs())),
+            humantime::format_duration(length)
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The scenario this process runs, its shard, and the seed. Every shard
 /// must draw the same schedule, so without a seed they derive one from the
 /// run id they share.
@@ -460,6 +483,13 @@ fn shard_of(
         let seed = whole.load.seed.unwrap_or_else(rand::random);
         return Ok((whole, None, seed));
     };
+    if whole.target.url.is_none() {
+        return Err(HarnessError::Usage(format!(
+            "--shard {shard}: the shards of a run load one NATS system together; give its \
+             address with --nats-url or target.url (without one, each shard would start a \
+             server of its own)"
+        )));
+    }
     if args.run_id.is_none() {
         return Err(HarnessError::Usage(format!(
             "--shard {shard}: give every shard of the run the same --run-id, so that \
@@ -579,6 +609,9 @@ async fn run_scenario(args: RunArgs, signals: Signals) -> Result<i32, HarnessErr
     let name = scenario.name_or_stem(&args.scenario);
     let run_id = run_id(args.run_id.as_deref())?;
     let (scenario, shard, seed) = shard_of(scenario, &args, &run_id)?;
+    if let Some(at) = args.start_at {
+        check_start_at(at, &scenario, SystemTime::now())?;
+    }
     tracing::info!(scenario = %name, %run_id, seed, "starting run");
     let config = RunConfig {
         scenario,

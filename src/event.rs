@@ -195,6 +195,18 @@ impl Moment {
             instant: Instant::now(),
         }
     }
+
+    /// The moment the wall clock reads (or read) `wall`, placed on the
+    /// monotonic clock through now; None if that clock cannot reach it
+    /// (before the machine started, or beyond its range).
+    pub fn at(wall: SystemTime) -> Option<Moment> {
+        let (instant_now, wall_now) = (Instant::now(), SystemTime::now());
+        let instant = match wall.duration_since(wall_now) {
+            Ok(ahead) => instant_now.checked_add(ahead)?,
+            Err(behind) => instant_now.checked_sub(behind.duration())?,
+        };
+        Some(Moment { wall, instant })
+    }
 }
 
 /// Time since the intended send, if that lies within the run, from `start`

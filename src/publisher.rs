@@ -200,7 +200,11 @@ impl Publisher {
         let at = |offset| crate::clock::after(start.instant, offset);
         let intended_wall = |offset| start.wall.checked_add(offset).unwrap_or(start.wall);
         let end = at(schedule.profile().duration());
-        let profile = schedule.profile().clone();
+        // The rate this process sends at (a shard's share of the whole).
+        let rate_at = {
+            let schedule = schedule.clone();
+            move |offset| schedule.rate_at(offset)
+        };
         let mut schedule = schedule.peekable();
         let mut rng = StdRng::seed_from_u64(self.seed);
         let mut over = Some(over);
@@ -323,7 +327,7 @@ impl Publisher {
             let wake = match (&over, held, schedule.peek()) {
                 (None, _, _) | (_, Some(_), _) => None,
                 (Some(_), None, Some(&(_, offset))) => {
-                    Some(at(offset).max(woke + pace::burst(profile.rate_at(offset))))
+                    Some(at(offset).max(woke + pace::burst(rate_at(offset))))
                 }
                 (Some(_), None, None) => Some(end),
             };

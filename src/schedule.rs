@@ -208,6 +208,13 @@ impl Schedule {
         &self.profile
     }
 
+    /// The rate this schedule sends at `offset`: the profile's, or a
+    /// shard's share of it.
+    pub fn rate_at(&self, offset: Duration) -> f64 {
+        let share = self.shard.map_or(1.0, |s| s.share());
+        self.profile.rate_at(offset) * share
+    }
+
     /// Only `shard`'s events of this whole schedule, at their own offsets,
     /// numbered from 0: event i of the whole is event i / N of shard i mod N.
     pub fn for_shard(mut self, shard: crate::shard::Shard) -> Schedule {
@@ -227,19 +234,23 @@ impl Iterator for Schedule {
 
     fn next(&mut self) -> Option<(u64, Duration)> {
         loop {
-            let offset = self.profile.offset_for(self.threshold)?;
-            let seq = self.next_seq;
+            let (seq, threshold) = (self.next_seq, self.threshold);
             self.next_seq += 1;
             self.threshold += match self.arrivals {
                 Arrivals::Uniform => 1.0,
                 Arrivals::Poisson => self.exponential_gap(),
             };
-            match self.shard {
-                None => return Some((seq, offset)),
-                Some(shard) if shard.takes(seq) => {
-                    return Some((seq / u64::from(shard.count), offset))
-                }
-                Some(_) => {}
+            // Another shard's event costs only its draw, not its offset.
+            let mine = match self.shard {
+                None => Some(seq),
+                Some(shard) if shard.takes(seq) => Some(seq / u64::from(shard.count)),
+                Some(_) => None,
+            };
+            match mine {
+                Some(seq) => return self.profile.offset_for(threshold).map(|o| (seq, o)),
+                // Past the profile's end, as offset_for would say.
+                None if threshold >= self.profile.expected_events() => return None,
+                None => {}
             }
         }
     }

@@ -12,7 +12,9 @@
 //! subject>.K` in a stream of its own: every delivery it sees is one of its
 //! own events, so its ledger is exact without the others. Event ids are
 //! `<run id>-K-<seq>`, unique across shards. `harness merge` (see
-//! [`crate::merge`]) adds the shards' reports into one.
+//! [`crate::merge`]) adds the shards' reports into one. Garbage is thrown
+//! at 1/N of its rate too; the fault timeline acts on each shard's own
+//! consumer and connections.
 
 use std::fmt;
 use std::str::FromStr;
@@ -104,6 +106,9 @@ impl Shard {
             ));
         }
         s.load.subject = subject.clone();
+        if let Some(garbage) = &mut s.load.garbage {
+            garbage.rate *= self.share();
+        }
         s.consumer.filter_subject = Some(subject);
         s.consumer.durable = format!("{}-{k}", s.consumer.durable);
         s.consumer.dead_letter_subject = format!("{}.{k}", s.consumer.dead_letter_subject);

@@ -372,3 +372,42 @@ async fn final_metrics_reach_the_pushgateway_and_linger_on_the_endpoint() {
     let _ = gateway.kill();
     let _ = gateway.wait();
 }
+
+/// Each shard of a run pushes to a group of its own: one shard's final
+/// values never replace another's.
+#[tokio::test]
+async fn shards_push_to_groups_of_their_own() {
+    let server = NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gateway_port = common::free_port();
+    let mut gateway = Command::new("prometheus-pushgateway")
+        .arg(format!("--web.listen-address=127.0.0.1:{gateway_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus-pushgateway is needed: scripts/install-tools.sh --with-prometheus");
+    let file = write(dir.path(), "pushs.toml", SHORT);
+    for shard in ["0/2", "1/2"] {
+        let output = harness()
+            .args(["run", file.to_str().unwrap(), "--nats-url", &server.url()])
+            .args(["--run-id", "pushs", "--shard", shard, "-q"])
+            .args(["--pushgateway", &format!("http://127.0.0.1:{gateway_port}")])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    }
+    let (_, pushed) = common::http_get(gateway_port, "/metrics").expect("the Pushgateway answers");
+    for k in ["0", "1"] {
+        let line = pushed
+            .lines()
+            .find(|l| {
+                l.starts_with("harness_events_processed_total{")
+                    && l.contains("run_id=\"pushs\"")
+                    && l.contains(&format!("shard=\"{k}\""))
+            })
+            .unwrap_or_else(|| panic!("shard {k} not in the Pushgateway:\n{pushed}"));
+        assert!(line.ends_with(" 20"), "{line}");
+    }
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+}

@@ -149,6 +149,15 @@ async fn three_shards_merge_into_the_verdict_of_one_process() {
     assert_eq!(c.lost + c.pending, 0, "{c:#?}");
     assert!(c.invariants_hold(), "{:?}", c.invariants);
     // Each latency is that of one histogram holding every sample.
+    // Each shard's histogram is the one its own summary came from.
+    for s in &shards {
+        for which in Latency::ALL {
+            let h = harness::series::decode_text(&s.histograms[which.name()]).unwrap();
+            let own = s.latency[which.name()];
+            assert_eq!(harness::stats::Summary::of(&h).p99, own.p99);
+            assert_eq!(h.len(), own.count);
+        }
+    }
     // (The mean only to the last bit JSON keeps of a float.)
     for which in Latency::ALL {
         let (got, exact) = (merged.latency[which.name()], all_samples(&shards, which));
@@ -171,7 +180,12 @@ async fn three_shards_merge_into_the_verdict_of_one_process() {
         merged.rates
     );
 
-    // One process running the whole schedule gives the same verdict.
+    // One process running the whole schedule gives the same verdict, on a
+    // stream of its own (the shards' messages are still in theirs).
+    jetstream::new(server.client().await)
+        .delete_stream("SHARDS")
+        .await
+        .unwrap();
     let whole = harness()
         .arg("run")
         .arg(&file)
@@ -187,6 +201,7 @@ async fn three_shards_merge_into_the_verdict_of_one_process() {
         (w.scheduled, w.published, w.processed, w.lost, w.pending),
         (c.scheduled, c.published, c.processed, c.lost, c.pending)
     );
+    assert_eq!((w.unexpected, c.unexpected), (0, 0));
     let verdicts = |r: &Report| -> Vec<(String, bool)> {
         r.criteria
             .iter()
@@ -258,4 +273,58 @@ async fn messages_deleted_mid_run_are_the_lost_ones_across_shards() {
         .find(|o| o.expression == "lost == 0")
         .unwrap();
     assert_eq!((lost.actual, lost.passed), (Some(150.0), false));
+}
+
+/// A shard ready after `--start-at` (here, 2 s after) sends what is
+/// overdue at once; its latencies count from the intended times, so the
+/// lateness shows in them, and its report says how late it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_ready_late_counts_its_latencies_from_the_intended_times() {
+    let server = NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "late.toml",
+        &SCENARIO.replace(
+            "rate = 1500\nduration = \"3s\"",
+            "rate = 200\nduration = \"4s\"",
+        ),
+    );
+    let past = humantime::format_rfc3339_millis(SystemTime::now() - Duration::from_secs(2));
+    let json = dir.path().join("late.json");
+    let output = harness()
+        .arg("run")
+        .arg(&file)
+        .args(["--nats-url", &server.url(), "--run-id", "late1", "-q"])
+        .args(["--shard", "0/1", "--start-at", &past.to_string()])
+        .arg("--report-json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let report = read(&json);
+    let c = &report.counts;
+    assert_eq!((c.scheduled, c.processed), (800, 800), "{}", text(&output));
+    assert_eq!(c.intended_out_of_range, 0, "{c:#?}");
+    let e2e = report.latency["end_to_end"];
+    assert_eq!(e2e.count, 800);
+    // The first events were about 2 s overdue when they went out.
+    assert!(e2e.max > 1500.0, "{e2e:?}");
+    let late = report.shard.as_ref().unwrap().late_secs;
+    assert!(late > 1.5, "{late}");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("after --start-at")),
+        "{:?}",
+        report.warnings
+    );
+    // end_to_end.p99 < 2s holds or not with the lateness in it, never
+    // without: the verdict sees it.
+    let p99 = report
+        .criteria
+        .iter()
+        .find(|o| o.name == "end_to_end.p99")
+        .unwrap();
+    assert_eq!(p99.actual, Some(e2e.p99));
 }

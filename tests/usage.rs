@@ -183,27 +183,52 @@ fn a_shard_that_cannot_be_run_exits_2_saying_why() {
     let dir = tempfile::tempdir().unwrap();
     let captured = scenario(dir.path(), "[stream]\nsubjects = [\"harness.events.>\"]");
     let captured = captured.to_str().unwrap();
+    // Refused before connecting: nothing listens there.
+    let url = ["--nats-url", "nats://127.0.0.1:1"];
+    let run = |extra: &[&str]| -> Vec<String> {
+        ["run", captured]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let usage = |args: Vec<String>, needles: &[&str]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        expect_usage_error(&args, needles);
+    };
     // The scenario's load.subject is the default, harness.events.test.
-    expect_usage_error(
-        &["run", captured, "--shard", "3/3"],
-        &["--shard", "K from 0 to N-1"],
+    usage(run(&["--shard", "3/3"]), &["--shard", "K from 0 to N-1"]);
+    usage(
+        run(&["--shard", "0/3", "--run-id", "r1"]),
+        &["--shard 0/3", "--nats-url or target.url"],
     );
-    expect_usage_error(
-        &["run", captured, "--shard", "0/3"],
+    usage(
+        run(&[url[0], url[1], "--shard", "0/3"]),
         &["--shard 0/3", "the same --run-id"],
     );
-    expect_usage_error(
-        &[
-            "run",
-            captured,
+    usage(
+        run(&[
+            url[0],
+            url[1],
             "--shard",
             "0/3",
             "--run-id",
             "r1",
             "--start-at",
             "soon",
-        ],
+        ]),
         &["--start-at", "RFC 3339"],
+    );
+    usage(
+        run(&[url[0], url[1], "--start-at", "2020-01-01T00:00:00Z"]),
+        &[
+            "--start-at 2020-01-01T00:00:00Z was",
+            "longer than the schedule",
+        ],
+    );
+    usage(
+        run(&[url[0], url[1], "--start-at", "2999-01-01T00:00:00Z"]),
+        &["--start-at 2999-01-01T00:00:00Z is", "more than a day"],
     );
     let exact = dir.path().join("exact.toml");
     std::fs::write(
@@ -211,14 +236,10 @@ fn a_shard_that_cannot_be_run_exits_2_saying_why() {
         "[stream]\nsubjects = [\"orders.events\"]\n[load]\nsubject = \"orders.events\"\nrate = 20\nduration = \"1s\"\n",
     )
     .unwrap();
+    let exact = exact.to_str().unwrap();
     expect_usage_error(
         &[
-            "run",
-            exact.to_str().unwrap(),
-            "--shard",
-            "1/2",
-            "--run-id",
-            "r1",
+            "run", exact, url[0], url[1], "--shard", "1/2", "--run-id", "r1",
         ],
         &[
             "`orders.events.1`",

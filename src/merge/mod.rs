@@ -61,7 +61,8 @@ pub fn merge(reports: Vec<(String, Report)>) -> Option<Report> {
             if missing.len() == 1 { "its" } else { "their" }
         ));
     }
-    let mut merged = add(&kept);
+    let (mut merged, unreadable) = add(&kept);
+    problems.extend(unreadable);
     merged.merged = Some(Merged {
         count,
         shards: present.into_iter().collect(),
@@ -93,6 +94,11 @@ fn select(reports: Vec<(String, Report)>) -> (Vec<Report>, Vec<String>) {
                 Some(format!(
                     "run id `{}`, not `{}`",
                     report.run_id, first.run_id
+                ))
+            } else if report.harness_version != first.harness_version {
+                Some(format!(
+                    "harness {}, not {}",
+                    report.harness_version, first.harness_version
                 ))
             } else if reference.as_ref().map(|r| r.0) != Some(shard.count) {
                 Some(format!(
@@ -128,8 +134,9 @@ fn select(reports: Vec<(String, Report)>) -> (Vec<Report>, Vec<String>) {
     (kept.into_iter().map(|(_, r)| r).collect(), problems)
 }
 
-/// The sums: counts, rates, histograms, series, faults and what went wrong.
-fn add(reports: &[Report]) -> Report {
+/// The sums: counts, rates, histograms, series, faults and what went
+/// wrong; and the histograms that could not be added, as problems.
+fn add(reports: &[Report]) -> (Report, Vec<String>) {
     let first = &reports[0];
     let mut out = first.clone();
     out.shard = None;
@@ -139,7 +146,7 @@ fn add(reports: &[Report]) -> Report {
         achieved: reports.iter().map(|r| r.rates.achieved).sum(),
     };
     out.success_rate = crate::figures::Figures::success_rate_of(&out.counts);
-    let (latency, distribution, histograms) = latencies(reports);
+    let ((latency, distribution, histograms), unreadable) = latencies(reports);
     (out.latency, out.distribution, out.histograms) = (latency, distribution, histograms);
     out.consumer = consumer(reports.iter().map(|r| &r.consumer));
     out.started_at = reports
@@ -147,8 +154,12 @@ fn add(reports: &[Report]) -> Report {
         .map(|r| r.started_at.clone())
         .min()
         .unwrap_or_default();
-    out.duration_secs = fold_max(reports.iter().map(|r| r.duration_secs));
-    out.load_secs = fold_max(reports.iter().map(|r| r.load_secs));
+    // From the first shard's start to the last one's end.
+    let offsets = timeline::offsets(reports);
+    let spans =
+        |f: fn(&Report) -> f64| fold_max(reports.iter().zip(&offsets).map(|(r, o)| o + f(r)));
+    out.duration_secs = spans(|r| r.duration_secs);
+    out.load_secs = spans(|r| r.load_secs);
     out.garbage_sent = reports.iter().map(|r| r.garbage_sent).sum();
     out.series = timeline::merge(reports);
     out.faults = reports.iter().flat_map(|r| r.faults.clone()).collect();
@@ -169,7 +180,7 @@ fn add(reports: &[Report]) -> Report {
         .iter()
         .flat_map(|r| r.warnings.iter().map(move |w| each(r, w)))
         .collect();
-    out
+    (out, unreadable)
 }
 
 fn fold_max(values: impl Iterator<Item = f64>) -> f64 {
@@ -189,7 +200,7 @@ fn counts<'a>(all: impl Iterator<Item = &'a Accounting>) -> Accounting {
             for (name, value) in fields {
                 if let Some(n) = value.as_u64() {
                     let total = sum.get(&name).and_then(|v| v.as_u64()).unwrap_or(0);
-                    sum.insert(name, (total + n).into());
+                    sum.insert(name, total.saturating_add(n).into());
                 }
             }
         }
@@ -204,8 +215,8 @@ fn counts<'a>(all: impl Iterator<Item = &'a Accounting>) -> Accounting {
         for invariant in &counts.invariants {
             match invariants.iter_mut().find(|i| i.name == invariant.name) {
                 Some(sum) => {
-                    sum.left += invariant.left;
-                    sum.right += invariant.right;
+                    sum.left = sum.left.saturating_add(invariant.left);
+                    sum.right = sum.right.saturating_add(invariant.right);
                     sum.holds &= invariant.holds;
                 }
                 None => invariants.push(invariant.clone()),
@@ -235,27 +246,38 @@ type Latencies = (
     BTreeMap<String, String>,
 );
 
-fn latencies(reports: &[Report]) -> Latencies {
+fn latencies(reports: &[Report]) -> (Latencies, Vec<String>) {
     let mut out: Latencies = Default::default();
+    let mut problems = Vec::new();
     for which in Latency::ALL {
         let name = which.name().to_string();
         let mut sum = crate::stats::new_histogram();
         for report in reports {
+            let shard = report.shard.as_ref().map_or(0, |s| s.index);
             let decoded = report
                 .histograms
                 .get(&name)
                 .and_then(|text| crate::series::decode_text(text));
-            if let Some(h) = decoded {
-                // Same bounds in every report of this harness; a sum that
-                // cannot be made is left as it is, never guessed at.
-                let _ = sum.add(h);
+            let expected = report.latency.get(&name).map_or(0, |s| s.count);
+            // A histogram that is missing, unreadable or not the one its
+            // report summarised would make every percentile a guess.
+            match decoded {
+                Some(h) if h.len() == expected && sum.add(&h).is_ok() => {}
+                Some(h) => problems.push(format!(
+                    "shard {shard}: its {name} histogram holds {} samples against {expected} \
+                     in its report: left out of {name}",
+                    h.len()
+                )),
+                None => problems.push(format!(
+                    "shard {shard}: no readable {name} histogram in its report: left out of {name}"
+                )),
             }
         }
         out.0.insert(name.clone(), Summary::of(&sum));
         out.1.insert(name.clone(), crate::stats::distribution(&sum));
         out.2.insert(name, crate::series::encode_text(&sum));
     }
-    out
+    (out, problems)
 }
 
 fn consumer<'a>(all: impl Iterator<Item = &'a ConsumerState>) -> ConsumerState {
@@ -265,12 +287,12 @@ fn consumer<'a>(all: impl Iterator<Item = &'a ConsumerState>) -> ConsumerState {
             ..ConsumerState::default()
         },
         |sum, c| ConsumerState {
-            num_pending: sum.num_pending + c.num_pending,
-            num_ack_pending: sum.num_ack_pending + c.num_ack_pending,
-            num_redelivered: sum.num_redelivered + c.num_redelivered,
+            num_pending: sum.num_pending.saturating_add(c.num_pending),
+            num_ack_pending: sum.num_ack_pending.saturating_add(c.num_ack_pending),
+            num_redelivered: sum.num_redelivered.saturating_add(c.num_redelivered),
             ack_floor: 0,
             acks_confirmed: sum.acks_confirmed && c.acks_confirmed,
-            dead_letter_copies: sum.dead_letter_copies + c.dead_letter_copies,
+            dead_letter_copies: sum.dead_letter_copies.saturating_add(c.dead_letter_copies),
             service_log: None,
             service_exits: Vec::new(),
         },
@@ -285,8 +307,12 @@ fn fault_figures(report: &Report) -> FaultFigures {
         ..FaultFigures::default()
     };
     for fault in &report.faults {
-        figures.publish_failed += fault.cost.publish_failed;
-        figures.indeterminate += fault.cost.indeterminate;
+        figures.publish_failed = figures
+            .publish_failed
+            .saturating_add(fault.cost.publish_failed);
+        figures.indeterminate = figures
+            .indeterminate
+            .saturating_add(fault.cost.indeterminate);
         let secs = fault.cost.recovery_secs.unwrap_or_else(|| {
             figures.unrecovered += 1;
             f64::INFINITY

@@ -25,6 +25,10 @@ fn shard(index: u32, count: u32, samples: &[u64], n: u64) -> (String, Report) {
         .iter()
         .map(|l| (l.name().to_string(), crate::series::encode_text(&h)))
         .collect();
+    r.latency = Latency::ALL
+        .iter()
+        .map(|l| (l.name().to_string(), Summary::of(&h)))
+        .collect();
     r.counts = Accounting {
         scheduled: n,
         published: n,
@@ -182,4 +186,54 @@ fn series_line_up_on_the_absolute_timeline() {
         .find(|m| m.name == "load")
         .unwrap();
     assert_eq!(load.start_secs, 0.0);
+}
+
+#[test]
+fn a_histogram_missing_or_unlike_its_summary_fails_the_verdict() {
+    let (na, a) = shard(0, 2, &[1_000; 10], 10);
+    let (nb, mut b) = shard(1, 2, &[2_000; 10], 10);
+    b.histograms.remove("end_to_end");
+    b.latency.get_mut("publish").unwrap().count = 11;
+    let merged = merge(vec![(na, a), (nb, b)]).unwrap();
+    let problems = &merged.merged.as_ref().unwrap().problems;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("shard 1: no readable end_to_end histogram")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("publish histogram holds 10 samples against 11")),
+        "{problems:?}"
+    );
+    assert!(!merged.passed);
+}
+
+/// One shard with points every second, another coarsened to every two
+/// seconds: each interval's rates weigh each point by the time it covers.
+#[test]
+fn points_of_one_shard_in_one_interval_are_weighted_by_their_time() {
+    let (na, mut a) = shard(0, 2, &[1_000], 10);
+    let (nb, mut b) = shard(1, 2, &[1_000], 10);
+    a.series.interval_secs = 1.0;
+    b.series.interval_secs = 2.0;
+    for (t, p) in a.series.points.iter_mut().enumerate() {
+        p.t_secs = (t + 1) as f64;
+        p.achieved_rate = if t == 0 { 100.0 } else { 300.0 };
+    }
+    b.series.points.truncate(1);
+    b.series.points[0].t_secs = 2.0;
+    b.series.points[0].achieved_rate = 50.0;
+    let merged = merge(vec![(na, a), (nb, b)]).unwrap();
+    let points = &merged.series.points;
+    assert_eq!(merged.series.interval_secs, 2.0);
+    // 0-2 s: shard 0 at 100 then 300 (mean 200), shard 1 at 50.
+    assert_eq!(points[0].t_secs, 2.0);
+    assert!(
+        (points[0].achieved_rate - 250.0).abs() < 1e-9,
+        "{:?}",
+        points[0]
+    );
 }

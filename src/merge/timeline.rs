@@ -14,8 +14,8 @@ use hdrhistogram::Histogram;
 use crate::report::Report;
 use crate::series::{decode, encode, latencies, Mark, Point, Series};
 
-/// Seconds from `earliest` to each report's schedule start.
-fn offsets(reports: &[Report]) -> Vec<f64> {
+/// Seconds from the earliest schedule start to each report's.
+pub(super) fn offsets(reports: &[Report]) -> Vec<f64> {
     let starts: Vec<Option<SystemTime>> = reports
         .iter()
         .map(|r| r.shard.as_ref().and_then(|s| s.schedule_start_time()))
@@ -42,7 +42,9 @@ pub(super) fn merge(reports: &[Report]) -> Series {
     // Interval number → the shards' points in it, one per shard.
     let mut slots: BTreeMap<u64, Vec<Point>> = BTreeMap::new();
     for (report, offset) in reports.iter().zip(&offsets) {
-        let mut mine: BTreeMap<u64, Point> = BTreeMap::new();
+        // Interval number → when this shard's point(s) in it began, and
+        // the point.
+        let mut mine: BTreeMap<u64, (f64, Point)> = BTreeMap::new();
         let mut previous_end = *offset;
         for point in &report.series.points {
             let mut point = point.clone();
@@ -51,14 +53,15 @@ pub(super) fn merge(reports: &[Report]) -> Series {
             let start = previous_end;
             previous_end = point.t_secs;
             // Two points of one shard in one interval (its last, short
-            // one; or a shard shifted off the grid) are one.
+            // one; a shard shifted off the grid or coarsened less) are one,
+            // each weighted by the time it covers.
             let merged = match mine.remove(&slot) {
-                Some(earlier) => earlier.merge(point, start),
-                None => point,
+                Some((began, earlier)) => (began, earlier.merge(point, began)),
+                None => (start, point),
             };
             mine.insert(slot, merged);
         }
-        for (slot, point) in mine {
+        for (slot, (_, point)) in mine {
             slots.entry(slot).or_default().push(point);
         }
     }
@@ -131,7 +134,11 @@ fn phases(reports: &[Report], offsets: &[f64]) -> Vec<Mark> {
         let Some(start) = spans.iter().map(|s| s.0).reduce(f64::min) else {
             continue;
         };
-        let end = spans.iter().filter_map(|s| s.1).reduce(f64::max);
+        // Still open (None) if it is open in any shard.
+        let end = spans
+            .iter()
+            .map(|s| s.1)
+            .try_fold(f64::MIN, |end, e| e.map(|e| end.max(e)));
         out.push(Mark {
             name: name.to_string(),
             start_secs: start,

@@ -292,42 +292,44 @@ impl Experiment {
     }
 
     /// Waits for `--start-at`, so that shards started apart begin one
-    /// schedule together. Ready late, the schedule still counts from `at`:
-    /// what is overdue is sent at once, and its lag and latency are
-    /// measured from the intended times, as ever. A signal ends the wait
-    /// (the load then stops at once).
+    /// schedule together. The books opened at that time (see setup): ready
+    /// late, the schedule still counts from it, so what is overdue is sent
+    /// at once, and its lag and latency are measured from the intended
+    /// times, as ever. A signal ends the wait (the load then stops at once).
     async fn wait_for_start(&mut self, at: SystemTime) -> Start {
-        if let Ok(wait) = at.duration_since(SystemTime::now()) {
+        let opened = self.books.ledger.opened;
+        if opened.wall != at {
+            // The monotonic clock could not place `at` (checked against at
+            // the command line): begin now, from now.
+            tracing::warn!("--start-at lies beyond this machine's clock; starting now");
+            return Start {
+                instant: opened.instant,
+                wall: opened.wall,
+            };
+        }
+        let now = Instant::now();
+        if opened.instant > now {
+            let wait = opened.instant - now;
             tracing::info!(
                 start_at = %humantime::format_rfc3339_millis(at),
                 wait = %humantime::format_duration(Duration::from_millis(wait.as_millis() as u64)),
                 "ready; waiting for --start-at"
             );
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep_until(opened.instant.into()) => {}
                 _ = self.signals.interrupt.cancelled() => {}
             }
         }
-        // The sleep may wake a little early or late: the wall clock decides.
-        let (now, wall_now) = (Instant::now(), SystemTime::now());
-        match wall_now.duration_since(at) {
-            Ok(late) => {
-                if late > Duration::from_millis(100) {
-                    tracing::warn!(
-                        late_secs = late.as_secs_f64(),
-                        "ready after --start-at: beginning with what is overdue"
-                    );
-                }
-                self.late = late;
-                Start {
-                    instant: now.checked_sub(late).unwrap_or(now),
-                    wall: at,
-                }
-            }
-            Err(early) => Start {
-                instant: now + early.duration(),
-                wall: at,
-            },
+        self.late = Instant::now().saturating_duration_since(opened.instant);
+        if self.late > Duration::from_millis(100) {
+            tracing::warn!(
+                late_secs = self.late.as_secs_f64(),
+                "ready after --start-at: beginning with what is overdue"
+            );
+        }
+        Start {
+            instant: opened.instant,
+            wall: at,
         }
     }
 

@@ -171,7 +171,12 @@ impl Experiment {
                 what: format!("consumer `{}`", s.consumer.durable),
                 message: e.to_string(),
             })?;
-        let ledger = Ledger::new(config.id_prefix());
+        let mut ledger = Ledger::new(config.id_prefix());
+        // With --start-at, the run's time 0 is that time: intended send
+        // times count from it, even for a run ready late.
+        if let Some(opened) = config.start_at.and_then(crate::event::Moment::at) {
+            ledger.opened = opened;
+        }
         let ledger = Arc::new(match s.consumer.mode {
             ConsumerMode::Simulated => ledger,
             ConsumerMode::External => ledger.observing(s.consumer.output.is_some()),

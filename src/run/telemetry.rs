@@ -39,6 +39,8 @@ pub struct Telemetry {
     metrics: RunMetrics,
     listener: Option<Listener>,
     options: MetricsOptions,
+    /// A shard's index, in its labels and its Pushgateway group.
+    shard: Option<String>,
 }
 
 impl Telemetry {
@@ -69,6 +71,7 @@ impl Telemetry {
             metrics,
             listener,
             options: options.clone(),
+            shard,
         })
     }
 
@@ -196,7 +199,12 @@ impl Telemetry {
             }
         }
         if let Some(gateway) = &self.options.pushgateway {
-            if let Err(e) = push(gateway, scenario, run_id, &text).await {
+            let group = Group {
+                scenario,
+                run_id,
+                shard: self.shard.as_deref(),
+            };
+            if let Err(e) = push(gateway, &group, &text).await {
                 problems.push(format!("cannot push metrics to {gateway}: {e}"));
             }
         }
@@ -228,24 +236,37 @@ impl Telemetry {
     }
 }
 
-/// PUT of the exposition to `<gateway>/metrics/job/harness/scenario/<s>/run_id/<r>`,
+/// A Pushgateway group: the run, and the shard for one shard of a run (the
+/// shards' pushes would replace each other otherwise).
+struct Group<'a> {
+    scenario: &'a str,
+    run_id: &'a str,
+    shard: Option<&'a str>,
+}
+
+/// PUT of the exposition to
+/// `<gateway>/metrics/job/harness/scenario/<s>/run_id/<r>[/shard/<k>]`,
 /// replacing that group, over plain HTTP/1.1.
-async fn push(gateway: &str, scenario: &str, run_id: &str, body: &str) -> Result<(), String> {
+async fn push(gateway: &str, group: &Group<'_>, body: &str) -> Result<(), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = gateway
         .strip_prefix("http://")
         .ok_or("the Pushgateway URL must start with http://")?;
     let (host, base) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
     let path = format!(
-        "/{}{}metrics/job/harness/scenario/{}/run_id/{}",
+        "/{}{}metrics/job/harness/scenario/{}/run_id/{}{}",
         base,
         if base.is_empty() || base.ends_with('/') {
             ""
         } else {
             "/"
         },
-        escape(scenario),
-        escape(run_id)
+        escape(group.scenario),
+        escape(group.run_id),
+        group
+            .shard
+            .map(|k| format!("/shard/{}", escape(k)))
+            .unwrap_or_default()
     );
     let connect = tokio::net::TcpStream::connect(host);
     let mut stream = tokio::time::timeout(Duration::from_secs(5), connect)

@@ -60,9 +60,15 @@ fn rates(facts: &Facts) -> Rates {
     }
 }
 
-/// The scenario as run, without secrets.
+/// The scenario as run, without secrets; for a shard, the scenario every
+/// shard of the run shares (its own subject and durable follow from its
+/// index), so that a merge reads one scenario whichever shard it takes.
 fn config_json(config: &RunConfig) -> serde_json::Value {
-    let mut scenario = config.scenario.clone();
+    let mut scenario = config
+        .shard
+        .as_ref()
+        .map_or(&config.scenario, |s| &s.whole)
+        .clone();
     scenario.name = Some(config.name.clone());
     scenario.load.seed = Some(config.seed);
     scenario.target.url = scenario.target.url.as_deref().map(crate::target::redact);
@@ -126,13 +132,6 @@ fn warnings(report: &Report, reconnects: u64, mut warnings: Vec<String>) -> Vec<
     for panic in &report.panics {
         warnings.push(format!(
             "{panic}: the run fails, its figures are incomplete; this is a harness bug, please report it"
-        ));
-    }
-    if let Some(shard) = report.shard.as_ref().filter(|s| s.late_secs > 0.1) {
-        warnings.push(format!(
-            "shard {}/{} was ready {:.2} s after --start-at: its first events went out late, \
-             and their latencies count from their intended times",
-            shard.index, shard.count, shard.late_secs
         ));
     }
     if reconnects > 0 {
@@ -271,6 +270,13 @@ impl Experiment {
             .map(|(event, seq)| (event, seq, self.books.ledger.event_id(event)))
             .collect();
         let mut warnings = Vec::new();
+        if self.late > Duration::from_millis(100) {
+            warnings.push(format!(
+                "the run was ready {:.2} s after --start-at: its first events went out late, \
+                 and their latencies count from their intended times",
+                self.late.as_secs_f64()
+            ));
+        }
         let gone = match provision::gone_from_stream(&self.target.provisioned.stream, &unresolved)
             .await
         {
