@@ -1,6 +1,6 @@
-//! The command line: `harness run`, `harness validate` and `harness
-//! report`, their flags and the environment variables that stand in for
-//! them in CI.
+//! The command line: `harness run`, `validate`, `report`, `capacity`,
+//! `compare` and `merge`, their flags and the environment variables that
+//! stand in for them in CI.
 
 use std::io::Write;
 use std::net::SocketAddr;
