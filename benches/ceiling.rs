@@ -30,6 +30,13 @@
 //! CEILING_CONFIGS (`128:memory,1024:memory,128:file,1024:file`), and
 //! CEILING_QUICK=1 for a short sanity pass. Results are printed and written
 //! to target/ceiling.json.
+//!
+//! `CEILING_PACED=1 cargo bench --bench ceiling` measures instead what the
+//! open model itself costs: at each rate of CEILING_PACED_RATES
+//! (`16000,32000,48000,64000,80000,96000`), a bare pipeline that publishes
+//! what is due at each wake-up (tokio's timer, every millisecond) against
+//! the harness at the same rate, each on a fresh server, with the CPU per
+//! event of the client and of the server.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -91,6 +98,8 @@ struct Run {
     exit: i32,
     cpu_secs: f64,
     max_rss_kib: u64,
+    /// The nats-server's CPU over the run.
+    server_cpu_secs: f64,
 }
 
 impl Run {
@@ -196,7 +205,9 @@ timeout = "60s"
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("harness");
+        let server_before = server.usage().0;
         let (exit, usage) = wait(child.id());
+        let server_cpu_secs = server.usage().0 - server_before;
         self.runtime.block_on(server.shutdown());
         let report =
             Report::read_json(&json).unwrap_or_else(|e| panic!("step {n}: exit {exit}: {e}"));
@@ -206,6 +217,7 @@ timeout = "60s"
             exit,
             cpu_secs: tv(usage.ru_utime) + tv(usage.ru_stime),
             max_rss_kib: usage.ru_maxrss as u64,
+            server_cpu_secs,
         }
     }
 }
@@ -371,6 +383,163 @@ async fn bare(url: &str, shape: Shape, window: usize, events: u64, n: usize) -> 
     events as f64 / last.duration_since(started).as_secs_f64()
 }
 
+/// The bare pipeline paced by the open model: every millisecond it sends
+/// what has fallen due, never waiting for PubAcks (up to 4,096
+/// outstanding), and one pull consumer acks each message. Whether it kept
+/// up (the last message consumed within 100 ms of the schedule's end), and
+/// the events per second consumed.
+async fn bare_paced(url: &str, shape: Shape, rate: f64, secs: f64, n: usize) -> (bool, f64) {
+    let client = async_nats::connect(url).await.expect("connect");
+    let js = jetstream::new(client.clone());
+    let name = format!("PACED_{n}");
+    let stream = js
+        .create_stream(stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("paced.{n}.>")],
+            storage: if shape.file {
+                stream::StorageType::File
+            } else {
+                stream::StorageType::Memory
+            },
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(format!("paced{n}")),
+            max_ack_pending: -1,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let events = (rate * secs) as u64;
+    let reader = tokio::spawn(async move {
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(1000)
+            .messages()
+            .await
+            .expect("pull");
+        let mut consumed = 0u64;
+        while let Some(Ok(message)) = messages.next().await {
+            let _ = message.ack().await;
+            consumed += 1;
+            if consumed == events {
+                break;
+            }
+        }
+        Instant::now()
+    });
+    let payload: bytes::Bytes = (0..shape.payload)
+        .map(|i| (i * 7 + 13) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let subject = format!("paced.{n}.events");
+    let started = Instant::now();
+    let mut acks: futures::stream::FuturesUnordered<
+        <async_nats::jetstream::context::PublishAckFuture as std::future::IntoFuture>::IntoFuture,
+    > = futures::stream::FuturesUnordered::new();
+    let mut sent = 0u64;
+    while sent < events {
+        let due = ((started.elapsed().as_secs_f64() * rate) as u64 + 1).min(events);
+        while sent < due {
+            if acks.len() >= 4096 {
+                acks.next().await.expect("a future").expect("pub ack");
+            }
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", format!("p{n}-{sent}").as_str());
+            let ack = js
+                .publish_with_headers(subject.clone(), headers, payload.clone())
+                .await
+                .expect("publish");
+            acks.push(std::future::IntoFuture::into_future(ack));
+            sent += 1;
+        }
+        let wake = tokio::time::sleep(std::time::Duration::from_millis(1));
+        tokio::pin!(wake);
+        loop {
+            tokio::select! {
+                _ = &mut wake => break,
+                Some(ack) = acks.next() => { ack.expect("pub ack"); }
+            }
+        }
+    }
+    while let Some(ack) = acks.next().await {
+        ack.expect("pub ack");
+    }
+    let last = reader.await.expect("reader");
+    let _ = js.delete_stream(&name).await;
+    let took = last.duration_since(started).as_secs_f64();
+    (took <= secs + 0.1, events as f64 / took)
+}
+
+/// This process's own CPU seconds so far (the servers are other processes).
+fn own_cpu_secs() -> f64 {
+    // SAFETY: rusage is plain data that getrusage fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// The paced bare pipeline against the harness, rate by rate.
+fn paced(bench: &mut Bench, shape: Shape, secs: f64) {
+    let rates: Vec<f64> = std::env::var("CEILING_PACED_RATES")
+        .unwrap_or_else(|_| "16000,32000,48000,64000,80000,96000".into())
+        .split(',')
+        .filter_map(|r| r.trim().parse().ok())
+        .collect();
+    println!(
+        "\n== the open model's own cost ({}, {secs:.0} s per run) ==",
+        shape.name()
+    );
+    println!(
+        "  {:>8}  {:>24}  {:>24}  {:>24}",
+        "rate/s",
+        "paced bare: kept up, ev/s",
+        "µs/event client, server",
+        "harness: verdict, client, server"
+    );
+    let mut rows = Vec::new();
+    for (i, rate) in rates.into_iter().enumerate() {
+        let server = bench.server();
+        let (server_before, own_before) = (server.usage().0, own_cpu_secs());
+        let (kept_up, achieved) =
+            bench
+                .runtime
+                .block_on(bare_paced(&server.url(), shape, rate, secs, i));
+        let client = own_cpu_secs() - own_before;
+        let server_cpu = server.usage().0 - server_before;
+        bench.runtime.block_on(server.shutdown());
+        let events = rate * secs;
+        let run = bench.run(shape, rate, secs, false);
+        let harness_events = run.report.counts.scheduled.max(1) as f64;
+        println!(
+            "  {rate:>8.0}  {:>15} {achieved:>8.0}  {:>11.2} {:>11.2}  {:>8} {:>7.2} {:>7.2}",
+            if kept_up { "yes" } else { "no" },
+            client * 1e6 / events,
+            server_cpu * 1e6 / events,
+            if run.held() { "holds" } else { "misses" },
+            run.cpu_per_event_us(),
+            run.server_cpu_secs * 1e6 / harness_events,
+        );
+        rows.push(json!({
+            "rate": rate,
+            "bare_kept_up": kept_up,
+            "bare_events_per_sec": achieved,
+            "bare_client_us_per_event": client * 1e6 / events,
+            "bare_server_us_per_event": server_cpu * 1e6 / events,
+            "harness_holds": run.held(),
+            "harness_us_per_event": run.cpu_per_event_us(),
+            "harness_server_us_per_event": run.server_cpu_secs * 1e6 / harness_events,
+        }));
+    }
+    let out = Path::new("target/ceiling-paced.json");
+    let _ = std::fs::write(out, serde_json::to_string_pretty(&rows).unwrap_or_default());
+    println!("\nwritten to {}", out.display());
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -397,6 +566,10 @@ fn main() {
         "harness {} against a fresh nats-server on 127.0.0.1 for each step",
         bench.binary.display()
     );
+    if std::env::var("CEILING_PACED").is_ok_and(|v| v == "1") {
+        paced(&mut bench, shapes()[0], step_secs);
+        return;
+    }
 
     let mut results = Vec::new();
     let mut first: Option<(f64, Option<Run>)> = None;
