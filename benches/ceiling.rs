@@ -310,16 +310,28 @@ fn ceiling(bench: &mut Bench, shape: Shape, step_secs: f64) -> (f64, Option<Run>
     (pass, best)
 }
 
-/// The bare pipeline with `window` PubAcks outstanding: N over the time
-/// from the first publish to the last message consumed.
-async fn bare(url: &str, shape: Shape, window: usize, events: u64, n: usize) -> f64 {
+/// What both bare pipelines share: a stream `<kind>.<n>.>` of their own,
+/// a reader that pulls and acks `events` messages (1,000 per batch) and
+/// says when the last came, and the payload.
+async fn bare_pipeline(
+    url: &str,
+    shape: Shape,
+    kind: &str,
+    events: u64,
+    n: usize,
+) -> (
+    jetstream::Context,
+    String,
+    tokio::task::JoinHandle<Instant>,
+    bytes::Bytes,
+) {
     let client = async_nats::connect(url).await.expect("connect");
     let js = jetstream::new(client.clone());
-    let name = format!("BARE_{n}");
+    let name = format!("{}_{n}", kind.to_uppercase());
     let stream = js
         .create_stream(stream::Config {
             name: name.clone(),
-            subjects: vec![format!("bare.{n}.>")],
+            subjects: vec![format!("{kind}.{n}.>")],
             storage: if shape.file {
                 stream::StorageType::File
             } else {
@@ -331,7 +343,7 @@ async fn bare(url: &str, shape: Shape, window: usize, events: u64, n: usize) -> 
         .expect("stream");
     let consumer = stream
         .create_consumer(pull::Config {
-            durable_name: Some(format!("bare{n}")),
+            durable_name: Some(format!("{kind}{n}")),
             max_ack_pending: -1,
             ..Default::default()
         })
@@ -358,6 +370,13 @@ async fn bare(url: &str, shape: Shape, window: usize, events: u64, n: usize) -> 
         .map(|i| (i * 7 + 13) as u8)
         .collect::<Vec<u8>>()
         .into();
+    (js, name, reader, payload)
+}
+
+/// The bare pipeline with `window` PubAcks outstanding: N over the time
+/// from the first publish to the last message consumed.
+async fn bare(url: &str, shape: Shape, window: usize, events: u64, n: usize) -> f64 {
+    let (js, name, reader, payload) = bare_pipeline(url, shape, "bare", events, n).await;
     let subject = format!("bare.{n}.events");
     let started = Instant::now();
     let mut acks: futures::stream::FuturesUnordered<
@@ -389,52 +408,8 @@ async fn bare(url: &str, shape: Shape, window: usize, events: u64, n: usize) -> 
 /// up (the last message consumed within 100 ms of the schedule's end), and
 /// the events per second consumed.
 async fn bare_paced(url: &str, shape: Shape, rate: f64, secs: f64, n: usize) -> (bool, f64) {
-    let client = async_nats::connect(url).await.expect("connect");
-    let js = jetstream::new(client.clone());
-    let name = format!("PACED_{n}");
-    let stream = js
-        .create_stream(stream::Config {
-            name: name.clone(),
-            subjects: vec![format!("paced.{n}.>")],
-            storage: if shape.file {
-                stream::StorageType::File
-            } else {
-                stream::StorageType::Memory
-            },
-            ..Default::default()
-        })
-        .await
-        .expect("stream");
-    let consumer = stream
-        .create_consumer(pull::Config {
-            durable_name: Some(format!("paced{n}")),
-            max_ack_pending: -1,
-            ..Default::default()
-        })
-        .await
-        .expect("consumer");
     let events = (rate * secs) as u64;
-    let reader = tokio::spawn(async move {
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(1000)
-            .messages()
-            .await
-            .expect("pull");
-        let mut consumed = 0u64;
-        while let Some(Ok(message)) = messages.next().await {
-            let _ = message.ack().await;
-            consumed += 1;
-            if consumed == events {
-                break;
-            }
-        }
-        Instant::now()
-    });
-    let payload: bytes::Bytes = (0..shape.payload)
-        .map(|i| (i * 7 + 13) as u8)
-        .collect::<Vec<u8>>()
-        .into();
+    let (js, name, reader, payload) = bare_pipeline(url, shape, "paced", events, n).await;
     let subject = format!("paced.{n}.events");
     let started = Instant::now();
     let mut acks: futures::stream::FuturesUnordered<

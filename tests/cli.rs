@@ -279,6 +279,18 @@ print(json.dumps({"tests": len(cases), "failures": int(suite.get("failures")), "
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// A Pushgateway on a free port of 127.0.0.1, and that port.
+fn pushgateway() -> (std::process::Child, u16) {
+    let port = common::free_port();
+    let gateway = Command::new("prometheus-pushgateway")
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus-pushgateway is needed: scripts/install-tools.sh --with-prometheus");
+    (gateway, port)
+}
+
 /// After the run: the final values reach a real Pushgateway, and /metrics
 /// stays up for the linger with `harness_run_finished 1`; Ctrl+C ends the
 /// linger without changing the verdict's exit code.
@@ -286,13 +298,7 @@ print(json.dumps({"tests": len(cases), "failures": int(suite.get("failures")), "
 async fn final_metrics_reach_the_pushgateway_and_linger_on_the_endpoint() {
     let server = NatsServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let gateway_port = common::free_port();
-    let mut gateway = Command::new("prometheus-pushgateway")
-        .arg(format!("--web.listen-address=127.0.0.1:{gateway_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus-pushgateway is needed: scripts/install-tools.sh --with-prometheus");
+    let (mut gateway, gateway_port) = pushgateway();
     let metrics_port = common::free_port();
     let file = write(
         dir.path(),
@@ -379,13 +385,7 @@ async fn final_metrics_reach_the_pushgateway_and_linger_on_the_endpoint() {
 async fn shards_push_to_groups_of_their_own() {
     let server = NatsServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let gateway_port = common::free_port();
-    let mut gateway = Command::new("prometheus-pushgateway")
-        .arg(format!("--web.listen-address=127.0.0.1:{gateway_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus-pushgateway is needed: scripts/install-tools.sh --with-prometheus");
+    let (mut gateway, gateway_port) = pushgateway();
     let file = write(dir.path(), "pushs.toml", SHORT);
     for shard in ["0/2", "1/2"] {
         let output = harness()
