@@ -310,6 +310,33 @@ fn ceiling(bench: &mut Bench, shape: Shape, step_secs: f64) -> (f64, Option<Run>
     (pass, best)
 }
 
+/// PubAcks awaited, each settled as it comes.
+type Acks = futures::stream::FuturesUnordered<
+    <async_nats::jetstream::context::PublishAckFuture as std::future::IntoFuture>::IntoFuture,
+>;
+
+/// Publishes one message with its `Nats-Msg-Id`, first settling a PubAck
+/// if `window` are outstanding.
+async fn publish(
+    js: &jetstream::Context,
+    acks: &mut Acks,
+    window: usize,
+    subject: &str,
+    id: &str,
+    payload: &bytes::Bytes,
+) {
+    if acks.len() >= window {
+        acks.next().await.expect("a future").expect("pub ack");
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id);
+    let ack = js
+        .publish_with_headers(subject.to_string(), headers, payload.clone())
+        .await
+        .expect("publish");
+    acks.push(std::future::IntoFuture::into_future(ack));
+}
+
 /// What both bare pipelines share: a stream `<kind>.<n>.>` of their own,
 /// a reader that pulls and acks `events` messages (1,000 per batch) and
 /// says when the last came, and the payload.
@@ -379,20 +406,10 @@ async fn bare(url: &str, shape: Shape, window: usize, events: u64, n: usize) -> 
     let (js, name, reader, payload) = bare_pipeline(url, shape, "bare", events, n).await;
     let subject = format!("bare.{n}.events");
     let started = Instant::now();
-    let mut acks: futures::stream::FuturesUnordered<
-        <async_nats::jetstream::context::PublishAckFuture as std::future::IntoFuture>::IntoFuture,
-    > = futures::stream::FuturesUnordered::new();
+    let mut acks = Acks::new();
     for i in 0..events {
-        if acks.len() >= window {
-            acks.next().await.expect("a future").expect("pub ack");
-        }
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("b{n}-{i}").as_str());
-        let ack = js
-            .publish_with_headers(subject.clone(), headers, payload.clone())
-            .await
-            .expect("publish");
-        acks.push(std::future::IntoFuture::into_future(ack));
+        let id = format!("b{n}-{i}");
+        publish(&js, &mut acks, window, &subject, &id, &payload).await;
     }
     while let Some(ack) = acks.next().await {
         ack.expect("pub ack");
@@ -412,23 +429,13 @@ async fn bare_paced(url: &str, shape: Shape, rate: f64, secs: f64, n: usize) -> 
     let (js, name, reader, payload) = bare_pipeline(url, shape, "paced", events, n).await;
     let subject = format!("paced.{n}.events");
     let started = Instant::now();
-    let mut acks: futures::stream::FuturesUnordered<
-        <async_nats::jetstream::context::PublishAckFuture as std::future::IntoFuture>::IntoFuture,
-    > = futures::stream::FuturesUnordered::new();
+    let mut acks = Acks::new();
     let mut sent = 0u64;
     while sent < events {
         let due = ((started.elapsed().as_secs_f64() * rate) as u64 + 1).min(events);
         while sent < due {
-            if acks.len() >= 4096 {
-                acks.next().await.expect("a future").expect("pub ack");
-            }
-            let mut headers = HeaderMap::new();
-            headers.insert("Nats-Msg-Id", format!("p{n}-{sent}").as_str());
-            let ack = js
-                .publish_with_headers(subject.clone(), headers, payload.clone())
-                .await
-                .expect("publish");
-            acks.push(std::future::IntoFuture::into_future(ack));
+            let id = format!("p{n}-{sent}");
+            publish(&js, &mut acks, 4096, &subject, &id, &payload).await;
             sent += 1;
         }
         let wake = tokio::time::sleep(std::time::Duration::from_millis(1));
