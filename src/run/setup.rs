@@ -15,7 +15,7 @@ use crate::consumer::observer::Sources;
 use crate::consumer::service::Service;
 use crate::consumer::{UnderTest, Wiring};
 use crate::error::HarnessError;
-use crate::lane::Lane;
+use crate::lane::{Lane, Slice};
 use crate::ledger::Ledger;
 use crate::provision::{self, Provisioned};
 use crate::publisher::{Publisher, Start};
@@ -126,15 +126,18 @@ impl Experiment {
         ];
         let (url, pinned) = endpoints.under_test();
         // The publisher's connection lives on its lane, beside its pacer.
-        let lane = Lane::start("harness-publisher").map_err(|source| HarnessError::System {
-            what: "the publisher's thread",
-            source,
+        let lane = Lane::start("harness-publisher", Slice::Short).map_err(|source| {
+            HarnessError::System {
+                what: "the publisher's thread",
+                source,
+            }
         })?;
-        let consumer_lane =
-            Lane::start("harness-consumer").map_err(|source| HarnessError::System {
+        let consumer_lane = Lane::start("harness-consumer", Slice::Default).map_err(|source| {
+            HarnessError::System {
                 what: "the consumer's thread",
                 source,
-            })?;
+            }
+        })?;
         let publisher_client = {
             let (target_config, url, state) =
                 (s.target.clone(), url.to_owned(), connections[0].clone());
