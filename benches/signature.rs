@@ -18,13 +18,13 @@ fn knob(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// What the publisher did before signing: id and intended time.
-fn unsigned(event_id: &str, intended: SystemTime) -> HeaderMap {
+/// The same headers without the signature: id and intended time.
+fn unsigned(event_id: String, intended: SystemTime) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(event::MSG_ID, event_id);
+    headers.insert(event::names::MSG_ID, event_id);
     headers.insert(
-        event::INTENDED_AT,
-        event::unix_nanos(intended).to_string().as_str(),
+        event::names::INTENDED_AT,
+        event::unix_nanos(intended).to_string(),
     );
     headers
 }
@@ -49,16 +49,16 @@ fn main() {
     let signer = Signer::random();
     let now = SystemTime::now();
     let intended = event::unix_nanos(now).to_string();
-    let signed_headers = event::headers("r0123abcd-123456", now, &signer);
+    let signed_headers = event::headers("r0123abcd-123456".into(), now, &signer);
     let (mut plain, mut signed, mut verify, mut sign) = (vec![], vec![], vec![], vec![]);
     for _ in 0..rounds {
         plain.push(time(events, |seq| {
             let id = format!("r0123abcd-{seq}");
-            black_box(unsigned(&id, now));
+            black_box(unsigned(id, now));
         }));
         signed.push(time(events, |seq| {
             let id = format!("r0123abcd-{seq}");
-            black_box(event::headers(&id, now, &signer));
+            black_box(event::headers(id, now, &signer));
         }));
         sign.push(time(events, |_| {
             black_box(signer.sign(black_box("r0123abcd-123456"), &intended));

@@ -22,6 +22,17 @@ pub use signature::{Signer, SIGNATURE};
 pub const MSG_ID: &str = "Nats-Msg-Id";
 pub const INTENDED_AT: &str = "Harness-Intended-At";
 
+/// The hot path's header names as async-nats keys them. A name given as
+/// `&str` is checked, parsed and (unless standard) copied into a new
+/// allocation at every insert and every lookup; these are made once.
+pub mod names {
+    use async_nats::HeaderName;
+
+    pub const MSG_ID: HeaderName = HeaderName::from_static(super::MSG_ID);
+    pub const INTENDED_AT: HeaderName = HeaderName::from_static(super::INTENDED_AT);
+    pub const SIGNATURE: HeaderName = HeaderName::from_static(super::SIGNATURE);
+}
+
 /// Headers on a dead-lettered copy.
 pub const DLQ_SUBJECT: &str = "Harness-Original-Subject";
 pub const DLQ_STREAM_SEQ: &str = "Harness-Stream-Sequence";
@@ -36,13 +47,15 @@ pub fn unix_nanos(at: SystemTime) -> u128 {
     at.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
 }
 
-/// The headers of one event, signed with the run's secret.
-pub fn headers(event_id: &str, intended_at: SystemTime, signer: &Signer) -> HeaderMap {
+/// The headers of one event, signed with the run's secret. The id and the
+/// strings made here move into the map, uncopied.
+pub fn headers(event_id: String, intended_at: SystemTime, signer: &Signer) -> HeaderMap {
     let intended = unix_nanos(intended_at).to_string();
+    let signature = signer.sign(&event_id, &intended);
     let mut headers = HeaderMap::new();
-    headers.insert(MSG_ID, event_id);
-    headers.insert(SIGNATURE, signer.sign(event_id, &intended).as_str());
-    headers.insert(INTENDED_AT, intended.as_str());
+    headers.insert(names::MSG_ID, event_id);
+    headers.insert(names::SIGNATURE, signature);
+    headers.insert(names::INTENDED_AT, intended);
     headers
 }
 
@@ -57,7 +70,7 @@ pub fn largest_message(payload: &Payload, run_id: &str) -> usize {
 /// The most header bytes an event of the run carries on the wire.
 pub fn largest_headers(run_id: &str) -> usize {
     let event_id = format!("{run_id}-{}", u64::MAX);
-    wire_headers(&headers(&event_id, SystemTime::now(), &Signer::random()))
+    wire_headers(&headers(event_id, SystemTime::now(), &Signer::random()))
 }
 
 /// The longest payload an event of the run can have.
@@ -171,12 +184,12 @@ pub fn check_payload(kind: PayloadKind, event_id: &str, payload: &[u8]) -> Resul
 
 /// The header's event id, if any.
 pub fn event_id(headers: Option<&HeaderMap>) -> Option<&str> {
-    headers?.get(MSG_ID).map(|v| v.as_str())
+    headers?.get(names::MSG_ID).map(|v| v.as_str())
 }
 
 /// The intended send time, from the `Harness-Intended-At` header.
 pub fn intended_at(headers: Option<&HeaderMap>) -> Option<SystemTime> {
-    let nanos: u64 = headers?.get(INTENDED_AT)?.as_str().parse().ok()?;
+    let nanos: u64 = headers?.get(names::INTENDED_AT)?.as_str().parse().ok()?;
     UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))
 }
 
@@ -296,7 +309,7 @@ mod tests {
     fn headers_carry_id_and_intended_time() {
         let start = Moment::now();
         let intended = start.wall + Duration::from_secs(1);
-        let headers = headers("r-3", intended, &Signer::random());
+        let headers = headers("r-3".into(), intended, &Signer::random());
         assert_eq!(event_id(Some(&headers)), Some("r-3"));
         let now = start.instant + Duration::from_millis(1250);
         let age = since_intended(Some(&headers), start, now);

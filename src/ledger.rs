@@ -95,6 +95,11 @@ const RECENT_LIMIT: usize = 65_536;
 /// Second stored copies remembered, to count each once.
 const COPIES_LIMIT: usize = 1_000_000;
 
+/// The ledger's maps are keyed by sequence numbers, which no outsider
+/// picks: a fast hash, not SipHash's (several lookups per event).
+pub(crate) type SeqMap<V> = HashMap<u64, V, foldhash::fast::RandomState>;
+type SeqSet = std::collections::HashSet<u64, foldhash::fast::RandomState>;
+
 /// How many ids of each kind the report lists.
 pub const SAMPLE_LIMIT: usize = 100;
 
@@ -166,19 +171,19 @@ pub struct Delivery {
 struct Inner {
     states: states::States,
     /// Published, unresolved events: event seq → stream sequence.
-    unresolved: HashMap<u64, u64>,
+    unresolved: SeqMap<u64>,
     indeterminate: Vec<Sample>,
     dead_lettered: Vec<Sample>,
     /// Highest event seq that was processed or dead-lettered.
     last_resolved: Option<u64>,
     /// Stream sequences of the latest resolutions, to tell a second stored
     /// copy from the same message delivered again.
-    recent: HashMap<u64, u64>,
+    recent: SeqMap<u64>,
     recent_order: VecDeque<u64>,
     /// Stream sequences of the second copies already counted, so that a
     /// copy delivered again counts once. Second copies are rare; past
     /// [`COPIES_LIMIT`] each delivery of one counts.
-    copies: std::collections::HashSet<u64>,
+    copies: SeqSet,
     /// Kept only when the consumer under test is observed from outside.
     observed: Option<Observed>,
 }
@@ -188,7 +193,7 @@ struct Inner {
 /// and when each event was meant to be sent.
 #[derive(Debug, Default)]
 struct Observed {
-    by_stream: HashMap<u64, u64>,
+    by_stream: SeqMap<u64>,
     /// Intended send time of each event, in nanoseconds since the Unix epoch.
     intended: Vec<u64>,
     /// The seed each event's payload was built from.
@@ -218,13 +223,13 @@ impl Ledger {
             run_id: run_id.into(),
             inner: Mutex::new(Inner {
                 states: states::States::new(SETTLED),
-                unresolved: HashMap::new(),
+                unresolved: SeqMap::default(),
                 indeterminate: Vec::new(),
                 dead_lettered: Vec::new(),
                 last_resolved: None,
-                recent: HashMap::new(),
+                recent: SeqMap::default(),
                 recent_order: VecDeque::new(),
-                copies: std::collections::HashSet::new(),
+                copies: SeqSet::default(),
                 observed: None,
             }),
             live: Live::default(),

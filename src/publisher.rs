@@ -415,7 +415,7 @@ fn message(shared: &Shared, event: &Event) -> PublishMessage {
     PublishMessage::build()
         .payload(payload)
         .headers(event::headers(
-            &event_id,
+            event_id,
             event.intended_wall,
             &ledger.signer,
         ))

@@ -9,7 +9,7 @@
 
 use async_nats::HeaderMap;
 
-use super::{INTENDED_AT, MSG_ID};
+use super::names;
 
 pub const SIGNATURE: &str = "Harness-Signature";
 /// Bytes of the hash kept: 128 bits, as 32 hex digits.
@@ -68,9 +68,9 @@ impl Signer {
             return false;
         };
         let (Some(id), Some(intended), Some(signature)) = (
-            headers.get(MSG_ID),
-            headers.get(INTENDED_AT),
-            headers.get(SIGNATURE),
+            headers.get(names::MSG_ID),
+            headers.get(names::INTENDED_AT),
+            headers.get(names::SIGNATURE),
         ) else {
             return false;
         };
@@ -88,24 +88,26 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
+    use crate::event::INTENDED_AT;
 
     #[test]
     fn a_signed_event_verifies_and_any_change_does_not() {
         let signer = Signer::random();
         let intended = SystemTime::now();
-        let headers = super::super::headers("r1-7", intended, &signer);
+        let headers = super::super::headers("r1-7".into(), intended, &signer);
         assert!(signer.verify(Some(&headers)));
         assert_eq!(headers.get(SIGNATURE).unwrap().as_str().len(), 32);
 
         let other_run = Signer::random();
         assert!(!other_run.verify(Some(&headers)), "another run's secret");
 
-        let moved = super::super::headers("r1-7", intended - Duration::from_secs(3600), &signer);
+        let moved =
+            super::super::headers("r1-7".into(), intended - Duration::from_secs(3600), &signer);
         let mut forged = headers.clone();
         forged.insert(INTENDED_AT, moved.get(INTENDED_AT).unwrap().as_str());
         assert!(!signer.verify(Some(&forged)), "a changed intended time");
 
-        let mut copied = super::super::headers("r1-8", intended, &signer);
+        let mut copied = super::super::headers("r1-8".into(), intended, &signer);
         copied.insert(SIGNATURE, headers.get(SIGNATURE).unwrap().as_str());
         assert!(
             !signer.verify(Some(&copied)),

@@ -1,6 +1,6 @@
 //! The closing of the books: every event counted once, and the invariants.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -92,7 +92,7 @@ impl Accounting {
 pub(super) fn tally(
     ledger: &Ledger,
     states: &super::states::States,
-    unresolved: &HashMap<u64, u64>,
+    unresolved: &super::SeqMap<u64>,
     gone: &[u64],
     last_resolved: Option<u64>,
     indeterminate: &[Sample],
