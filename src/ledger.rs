@@ -12,7 +12,7 @@
 //! Writers (publisher tasks, consumer workers) take a short lock; readers of
 //! live figures use the atomic counters in [`Live`] and never lock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -87,10 +87,37 @@ pub struct Sample {
     pub reason: Option<String>,
 }
 
-/// How many resolutions keep their stream sequence for duplicate checks:
-/// a few MB, and a duplicate arriving later than this many resolutions
-/// after its original still counts as a duplicate, not as a stream one.
+/// How many events keep the stream sequence they were resolved at, for
+/// duplicate checks: 1 MiB. A second stored copy of an event delivered
+/// after the event this many later in the schedule was resolved still
+/// counts as a duplicate, but no longer as a stream one.
 const RECENT_LIMIT: usize = 65_536;
+
+/// The stream sequence each of the latest events was resolved at: a
+/// fixed ring, slot `seq % RECENT_LIMIT`, so it never grows nor rehashes.
+/// (A map with as many removals as inserts rehashed into twice its size,
+/// with both tables live for a moment, some 100,000 events into a run.)
+#[derive(Debug, Default)]
+struct Recent {
+    /// (seq + 1, stream sequence); seq + 1 == 0 marks an empty slot.
+    slots: Vec<(u64, u64)>,
+}
+
+impl Recent {
+    fn insert(&mut self, seq: u64, stream_sequence: u64) {
+        if self.slots.is_empty() {
+            self.slots = vec![(0, 0); RECENT_LIMIT];
+        }
+        self.slots[seq as usize % RECENT_LIMIT] = (seq.wrapping_add(1), stream_sequence);
+    }
+
+    fn get(&self, seq: u64) -> Option<u64> {
+        self.slots
+            .get(seq as usize % RECENT_LIMIT)
+            .filter(|&&(held, _)| held == seq.wrapping_add(1))
+            .map(|&(_, stream_sequence)| stream_sequence)
+    }
+}
 
 /// Second stored copies remembered, to count each once.
 const COPIES_LIMIT: usize = 1_000_000;
@@ -178,8 +205,7 @@ struct Inner {
     last_resolved: Option<u64>,
     /// Stream sequences of the latest resolutions, to tell a second stored
     /// copy from the same message delivered again.
-    recent: SeqMap<u64>,
-    recent_order: VecDeque<u64>,
+    recent: Recent,
     /// Stream sequences of the second copies already counted, so that a
     /// copy delivered again counts once. Second copies are rare; past
     /// [`COPIES_LIMIT`] each delivery of one counts.
@@ -227,8 +253,7 @@ impl Ledger {
                 indeterminate: Vec::new(),
                 dead_lettered: Vec::new(),
                 last_resolved: None,
-                recent: SeqMap::default(),
-                recent_order: VecDeque::new(),
+                recent: Recent::default(),
                 copies: SeqSet::default(),
                 observed: None,
             }),
@@ -448,8 +473,8 @@ impl Ledger {
         let second_copy = already_resolved
             && inner
                 .recent
-                .get(&seq)
-                .is_some_and(|&resolved_at| resolved_at != stream_sequence);
+                .get(seq)
+                .is_some_and(|resolved_at| resolved_at != stream_sequence);
         let new_copy = second_copy
             && (inner.copies.len() >= COPIES_LIMIT || inner.copies.insert(stream_sequence));
         drop(inner);
@@ -480,12 +505,6 @@ impl Ledger {
         }
         inner.unresolved.remove(&seq);
         inner.recent.insert(seq, stream_sequence);
-        inner.recent_order.push_back(seq);
-        if inner.recent_order.len() > RECENT_LIMIT {
-            if let Some(oldest) = inner.recent_order.pop_front() {
-                inner.recent.remove(&oldest);
-            }
-        }
         inner.last_resolved = Some(inner.last_resolved.map_or(seq, |last| last.max(seq)));
         true
     }

@@ -95,6 +95,27 @@ fn a_second_delivery_is_a_duplicate_never_a_second_count() {
 }
 
 #[test]
+fn a_second_copy_counts_as_a_stream_duplicate_while_its_event_is_recent() {
+    let events = RECENT_LIMIT as u64 + 2;
+    let ledger = ledger_with(events);
+    for seq in 0..events {
+        ledger.sent(seq);
+        ledger.published(seq, seq + 1, false);
+        ledger.delivered(seq, 1, seq + 1);
+        assert!(ledger.processed(seq, seq + 1));
+    }
+    // Event 1's slot now holds event RECENT_LIMIT + 1: a second copy of it
+    // is still a duplicate, no longer a stream one. Event 2's is recent.
+    ledger.delivered(1, 1, 10 * events);
+    ledger.delivered(2, 1, 10 * events + 1);
+    // The slot's own event, delivered again from its own message: no copy.
+    ledger.delivered(RECENT_LIMIT as u64 + 1, 2, RECENT_LIMIT as u64 + 2);
+    let a = ledger.account(&[]);
+    assert_eq!((a.duplicates, a.stream_duplicates), (3, 1));
+    assert!(a.invariants_hold(), "{:?}", a.invariants);
+}
+
+#[test]
 fn failed_or_indeterminate_events_that_arrive_anyway_are_recovered() {
     let ledger = ledger_with(3);
     for seq in 0..3 {
