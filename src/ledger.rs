@@ -124,7 +124,7 @@ const COPIES_LIMIT: usize = 1_000_000;
 
 /// The ledger's maps are keyed by sequence numbers, which no outsider
 /// picks: a fast hash, not SipHash's (several lookups per event).
-pub(crate) type SeqMap<V> = HashMap<u64, V, foldhash::fast::RandomState>;
+type SeqMap<V> = HashMap<u64, V, foldhash::fast::RandomState>;
 type SeqSet = std::collections::HashSet<u64, foldhash::fast::RandomState>;
 
 /// How many ids of each kind the report lists.
@@ -203,8 +203,8 @@ struct Inner {
     dead_lettered: Vec<Sample>,
     /// Highest event seq that was processed or dead-lettered.
     last_resolved: Option<u64>,
-    /// Stream sequences of the latest resolutions, to tell a second stored
-    /// copy from the same message delivered again.
+    /// Stream sequences the latest events were resolved at, to tell a
+    /// second stored copy from the same message delivered again.
     recent: Recent,
     /// Stream sequences of the second copies already counted, so that a
     /// copy delivered again counts once. Second copies are rare; past
